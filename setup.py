@@ -1,0 +1,29 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="tfctr",
+    version="0.1.0",
+    description="Click-through-rate prediction on TensorFlow: APG, KD-DAGFM, OptFusion, AdaEnsemble and baselines, "
+    "from Parquet to TF Serving",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=["tfctr", "tfctr.*"]) + ["tfctr.export", "tfctr.serving"],
+    package_dir={"tfctr.export": "export", "tfctr.serving": "serving"},
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "tf-keras>=2.21,<2.22",
+        "tensorboard>=2.20",
+        "tensorflow-recommenders>=0.7.3,<0.8",
+        "tensorflow-serving-api>=2.21,<2.22",
+        "grpcio>=1.60",
+        "pyarrow>=14",
+        "numpy>=1.26",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "ruff>=0.5"],
+        "bench": ["matplotlib>=3.8"],
+    },
+    entry_points={"console_scripts": ["tfctr=tfctr.cli:main"]},
+)

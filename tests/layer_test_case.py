@@ -1,0 +1,111 @@
+"""The shared layer test harness: every tfctr layer test goes through ``check_layer``.
+
+``check_layer`` builds the layer, then checks, in order:
+
+1. every ``__init__`` parameter appears in ``get_config()`` (automatic, from the signature);
+2. the weight names and shapes, when given;
+3. the output against golden values (deterministic initialisers) and/or a slow NumPy reference that reads the
+   layer's weights;
+4. ``from_config`` rebuilds a layer that, given the same weights, returns identical outputs;
+5. a functional model around the layer survives SavedModel (TF format) and ``.keras`` round trips with
+   identical outputs;
+6. each invalid argument set raises ``ValueError`` (or ``TypeError``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import tempfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+
+def _as_list(inputs):
+    return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+
+
+def _numpy(x):
+    return tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else np.asarray(t), x)
+
+
+def init_parameters(layer_cls) -> list[str]:
+    """Named ``__init__`` parameters a layer class adds (without self, *args, **kwargs and those of the base
+    ``tf.keras.layers.Layer``, which Keras serialises itself)."""
+    base = set(inspect.signature(tf.keras.layers.Layer.__init__).parameters)
+    params = inspect.signature(layer_cls.__init__).parameters.values()
+    return [p.name for p in params
+            if p.name not in base and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def _functional(layer, inputs):
+    items = _as_list(inputs)
+    keras_inputs = [tf.keras.Input(shape=t.shape[1:], dtype=t.dtype) for t in items]
+    call_args = keras_inputs if isinstance(inputs, (list, tuple)) else keras_inputs[0]
+    if isinstance(inputs, tuple):
+        call_args = tuple(call_args)
+    return tf.keras.Model(keras_inputs, layer(call_args))
+
+
+def check_layer(
+    layer_cls,
+    init_kwargs: dict,
+    inputs,
+    *,
+    expected_output=None,
+    numpy_reference=None,
+    weight_shapes: dict | None = None,
+    invalid_kwargs=(),
+    atol: float = 1e-5,
+    rtol: float = 1e-5,
+    call_kwargs: dict | None = None,
+):
+    """Runs the harness on ``layer_cls(**init_kwargs)(inputs)``; returns the layer and its output (NumPy).
+
+    Args:
+        numpy_reference: ``fn(layer, numpy_inputs) -> numpy output`` computed the slow, obvious way from the
+            layer's weights.
+        weight_shapes: ``{weight name relative to the layer: shape}`` of every weight.
+        invalid_kwargs: constructor argument sets that must raise ValueError/TypeError.
+    """
+    call_kwargs = call_kwargs or {}
+    layer = layer_cls(**init_kwargs)
+    output = _numpy(layer(inputs, **call_kwargs))
+
+    config = layer.get_config()
+    missing = [name for name in init_parameters(layer_cls) if name not in config]
+    assert not missing, f"{layer_cls.__name__}.get_config() lacks __init__ parameters {missing}"
+
+    if weight_shapes is not None:
+        prefix = layer.name + "/"
+        actual = {w.name.split(":")[0].removeprefix(prefix): tuple(w.shape) for w in layer.weights}
+        assert actual == {k: tuple(v) for k, v in weight_shapes.items()}, f"weights {actual}"
+
+    if expected_output is not None:
+        np.testing.assert_allclose(output, expected_output, atol=atol, rtol=rtol)
+    if numpy_reference is not None:
+        reference = numpy_reference(layer, _numpy(inputs))
+        np.testing.assert_allclose(output, reference, atol=atol, rtol=rtol)
+
+    clone = layer_cls.from_config(config)
+    clone(inputs, **call_kwargs)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(_numpy(clone(inputs, **call_kwargs)), output)
+
+    model = _functional(layer_cls.from_config(config), inputs)
+    model.layers[-1].set_weights(layer.get_weights())
+    expected = _numpy(model(inputs))
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = os.path.join(tmp, "saved_model")
+        model.save(saved, save_format="tf")
+        np.testing.assert_array_equal(_numpy(tf.keras.models.load_model(saved)(inputs)), expected)
+        keras_file = os.path.join(tmp, "model.keras")
+        model.save(keras_file)
+        np.testing.assert_array_equal(_numpy(tf.keras.models.load_model(keras_file)(inputs)), expected)
+
+    for bad in invalid_kwargs:
+        with pytest.raises((ValueError, TypeError)):
+            layer_cls(**{**init_kwargs, **bad})
+    return layer, output

@@ -1,0 +1,141 @@
+"""The ``tfctr`` command line: ``tfctr synth | train | export | convert | demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
+def _hp_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _parse_hp(items) -> dict:
+    hp = {}
+    for item in items or []:
+        if "=" not in item:
+            raise SystemExit(f"--hp expects NAME=VALUE (JSON value), got {item!r}")
+        key, value = item.split("=", 1)
+        hp[key] = _hp_value(value)
+    return hp
+
+
+def _cmd_synth(args):
+    from tfctr.data.synthetic import SyntheticConfig, write_synthetic
+
+    config = SyntheticConfig(n_categorical=args.categorical, n_numeric=args.numeric, n_list=args.lists,
+                             vocabulary_size=args.vocabulary_size, seed=args.seed)
+    paths = write_synthetic(args.out, args.train_rows, args.valid_rows, args.test_rows, config, args.files)
+    print(json.dumps(paths, indent=1))
+
+
+def _cmd_train(args):
+    from tfctr.training import train
+
+    result = train(args.train, args.valid, args.out, model=args.model, test=args.test, label=args.label,
+                   epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                   embedding_dim=args.embedding_dim, seed=args.seed, patience=args.patience, spec=args.spec,
+                   exclude=args.exclude, hyper_params=_parse_hp(args.hp), verbose=args.verbose)
+    print(json.dumps(result.metrics, indent=1))
+
+
+def _cmd_export(args):
+    from tfctr.export import export_saved_model
+
+    path = export_saved_model(args.run, None, args.model_base_path, args.name, args.version)
+    print(path)
+
+
+def _cmd_convert(args):
+    from tfctr.data.formats import avazu_to_parquet, criteo_to_parquet
+
+    convert = {"criteo": criteo_to_parquet, "avazu": avazu_to_parquet}[args.format]
+    print(f"{convert(args.input, args.output)} rows written to {args.output}")
+
+
+def _cmd_demo(args):
+    from tfctr.demo import run_demo
+
+    run_demo(args.out, train_rows=args.train_rows, epochs=args.epochs)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tfctr.models import available
+
+    parser = argparse.ArgumentParser(prog="tfctr", description="CTR models from Parquet to TF Serving.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth", help="write Criteo-like synthetic Parquet data with a known true CTR")
+    p.add_argument("--out", required=True)
+    p.add_argument("--train-rows", type=int, default=200_000)
+    p.add_argument("--valid-rows", type=int, default=20_000)
+    p.add_argument("--test-rows", type=int, default=20_000)
+    p.add_argument("--categorical", type=int, default=26)
+    p.add_argument("--numeric", type=int, default=13)
+    p.add_argument("--lists", type=int, default=0)
+    p.add_argument("--vocabulary-size", type=int, default=1000)
+    p.add_argument("--files", type=int, default=1, help="files per split")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_synth)
+
+    p = sub.add_parser("train", help="fit the spec and train a model with model.fit")
+    p.add_argument("--train", required=True, help="Parquet file, directory or glob")
+    p.add_argument("--valid", required=True)
+    p.add_argument("--test")
+    p.add_argument("--label", default="label")
+    p.add_argument("--model", default="dcnv2", choices=available())
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--embedding-dim", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--patience", type=int, default=2, help="early stopping patience on validation AUC")
+    p.add_argument("--spec", help="a fitted spec.json to use instead of inferring and fitting one")
+    p.add_argument("--exclude", nargs="*", default=[], help="columns that are not features")
+    p.add_argument("--hp", nargs="*", metavar="NAME=VALUE", help="model hyper-parameters, values as JSON")
+    p.add_argument("--verbose", type=int, default=1)
+    p.add_argument("--out", required=True, help="run directory")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("export", help="export a run as a TF Serving SavedModel")
+    p.add_argument("--run", required=True)
+    p.add_argument("--model-base-path", required=True)
+    p.add_argument("--name", required=True)
+    p.add_argument("--version", type=int)
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("convert", help="convert Criteo TSV or Avazu CSV to Parquet")
+    p.add_argument("format", choices=["criteo", "avazu"])
+    p.add_argument("input")
+    p.add_argument("output")
+    p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("demo", help="synthetic data -> DCNv2 -> metrics vs Bayes-optimal -> export -> reload")
+    p.add_argument("--out", default="demo_out")
+    p.add_argument("--train-rows", type=int, default=200_000)
+    p.add_argument("--epochs", type=int, default=3)
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    import tfctr  # noqa: F401  (pins legacy Keras before TensorFlow loads)
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as err:
+        print(f"tfctr {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""Raw values -> model inputs, twice: vectorised Arrow/NumPy for training, TensorFlow ops for serving.
+
+Both paths implement the id conventions documented in ``tfctr.features`` and are kept side by side in this
+module so that they can be read (and tested) against each other: the same raw rows give the same ids.
+
+Model inputs per feature: int32 ids ``[B]`` (categorical, bucketised numeric), int32 ids ``[B, max_length]``
+padded with -1 (lists), float32 ``[B]`` (standardised numeric).
+
+Serving inputs per feature: string or int64 ``[B]`` (categorical, by its dtype), float64 ``[B]`` with NaN for
+missing (numeric), string ``[B]`` of separator-joined tokens (lists).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import tensorflow as tf
+
+from tfctr.features import (
+    MISSING_INT,
+    MISSING_STRING,
+    PADDING_ID,
+    CategoricalFeature,
+    FeatureSpec,
+    ListFeature,
+    NumericFeature,
+)
+
+
+def fill_missing_category(column, feature: CategoricalFeature) -> pa.Array:
+    """Casts a categorical column to its canonical Arrow type and replaces nulls by the missing token."""
+    if feature.dtype == "string":
+        return pc.fill_null(pc.cast(column, pa.string()), MISSING_STRING)
+    return pc.fill_null(pc.cast(column, pa.int64()), MISSING_INT)
+
+
+def _to_array(column) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+# --------------------------------------------------------------------------------------------- Arrow side
+class ArrowEncoder:
+    """Encodes Arrow columns of a fitted spec into NumPy model inputs (vectorised, no per-row Python)."""
+
+    def __init__(self, spec: FeatureSpec):
+        spec.require_fitted()
+        self.spec = spec
+        self._value_sets = {
+            f.name: pa.array(f.vocabulary, type=pa.int64() if f.dtype == "int64" else pa.string())
+            for f in spec.features
+            if isinstance(f, CategoricalFeature) and f.hash_bins is None
+        }
+        self._boundaries = {
+            f.name: np.asarray(f.boundaries, dtype=np.float64)
+            for f in spec.features
+            if isinstance(f, NumericFeature) and f.is_embedded
+        }
+
+    def encode(self, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
+        return {f.name: self.encode_column(f, batch.column(f.name)) for f in self.spec.features}
+
+    def encode_column(self, feature, column) -> np.ndarray:
+        column = _to_array(column)
+        if isinstance(feature, ListFeature):
+            return self._encode_list(feature, column)
+        if isinstance(feature, CategoricalFeature):
+            return self._encode_tokens(feature, fill_missing_category(column, feature))
+        values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+        if feature.transform == "standardize":
+            out = (values - feature.mean) / feature.std
+            return np.where(np.isnan(values), 0.0, out).astype(np.float32)
+        ids = 1 + np.searchsorted(self._boundaries[feature.name], values, side="right")
+        return np.where(np.isnan(values), 0, ids).astype(np.int32)
+
+    def _encode_tokens(self, feature: CategoricalFeature, values: pa.Array) -> np.ndarray:
+        if feature.hash_bins is not None:
+            encoded = pc.dictionary_encode(pc.cast(values, pa.string()))
+            bins = tf.strings.to_hash_bucket_fast(
+                encoded.dictionary.to_numpy(zero_copy_only=False).astype(object), feature.hash_bins
+            ).numpy()
+            return bins[encoded.indices.to_numpy(zero_copy_only=False)].astype(np.int32)
+        index = pc.index_in(values, value_set=self._value_sets[feature.name])
+        return pc.fill_null(pc.add(index, 1), 0).to_numpy(zero_copy_only=False).astype(np.int32)
+
+    def _encode_list(self, feature: ListFeature, column: pa.Array) -> np.ndarray:
+        lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False)
+        tokens = pc.fill_null(pc.cast(pc.list_flatten(column), pa.string()), MISSING_STRING)
+        present = pc.not_equal(tokens, MISSING_STRING).to_numpy(zero_copy_only=False)
+        rows = np.repeat(np.arange(len(lengths)), lengths)[present]
+        ids = self._encode_tokens(feature, tokens.filter(pa.array(present)))
+        kept = np.bincount(rows, minlength=len(lengths))
+        positions = np.arange(len(ids)) - np.repeat(np.cumsum(kept) - kept, kept)
+        keep = positions < feature.max_length
+        out = np.full((len(lengths), feature.max_length), PADDING_ID, dtype=np.int32)
+        out[rows[keep], positions[keep]] = ids[keep]
+        return out
+
+
+# --------------------------------------------------------------------------------------------- TF side
+def serving_dtype(feature) -> tf.DType:
+    """The dtype a raw feature is served with."""
+    if isinstance(feature, NumericFeature):
+        return tf.float64
+    if isinstance(feature, ListFeature) or feature.dtype == "string":
+        return tf.string
+    return tf.int64
+
+
+def model_input_shape_and_dtype(feature) -> tuple[tuple, tf.DType]:
+    """Shape (without batch) and dtype of the model input the encoders produce for a feature."""
+    if isinstance(feature, ListFeature):
+        return (feature.max_length,), tf.int32
+    if isinstance(feature, NumericFeature) and not feature.is_embedded:
+        return (), tf.float32
+    return (), tf.int32
+
+
+@tf.keras.utils.register_keras_serializable(package="tfctr")
+class RawFeatureEncoder(tf.keras.layers.Layer):
+    """Keras layer mapping raw serving tensors (dict by feature name) to model inputs, as TF ops.
+
+    It is the serving twin of ``ArrowEncoder``: vocabularies become ``StaticHashTable`` lookups inside the
+    graph, buckets ``tf.searchsorted`` over the fitted boundaries, hashing ``tf.strings.to_hash_bucket_fast``.
+
+    Args:
+        spec: a fitted FeatureSpec, or its ``to_dict()`` form.
+    """
+
+    def __init__(self, spec, **kwargs):
+        super().__init__(trainable=False, **kwargs)
+        self.spec = spec if isinstance(spec, FeatureSpec) else FeatureSpec.from_dict(spec)
+        self.spec.require_fitted()
+        self._tables = {}
+        for f in self.spec.features:
+            if isinstance(f, CategoricalFeature) and f.hash_bins is None:
+                key_dtype = tf.int64 if f.dtype == "int64" else tf.string
+                keys = tf.constant(f.vocabulary, dtype=key_dtype, shape=[len(f.vocabulary)])
+                values = tf.range(1, len(f.vocabulary) + 1, dtype=tf.int64)
+                self._tables[f.name] = tf.lookup.StaticHashTable(
+                    tf.lookup.KeyValueTensorInitializer(keys, values, key_dtype=key_dtype, value_dtype=tf.int64),
+                    default_value=0,
+                )
+
+    def call(self, raw: dict) -> dict:
+        missing = [n for n in self.spec.names if n not in raw]
+        if missing:
+            raise ValueError(f"raw serving input lacks features {missing}; expected {self.spec.names}")
+        return {f.name: self.encode_tensor(f, raw[f.name]) for f in self.spec.features}
+
+    def encode_tensor(self, feature, values: tf.Tensor) -> tf.Tensor:
+        if isinstance(feature, ListFeature):
+            tokens = tf.strings.split(values, sep=feature.separator)
+            tokens = tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, MISSING_STRING))
+            ids = tf.ragged.map_flat_values(lambda t: self._lookup(feature, t), tokens)
+            return ids.to_tensor(default_value=PADDING_ID, shape=[None, feature.max_length])
+        if isinstance(feature, CategoricalFeature):
+            return self._lookup(feature, values)
+        values = tf.cast(values, tf.float64)
+        missing = tf.math.is_nan(values)
+        if feature.transform == "standardize":
+            out = (values - feature.mean) / feature.std
+            return tf.cast(tf.where(missing, tf.zeros_like(out), out), tf.float32)
+        boundaries = tf.constant(feature.boundaries, dtype=tf.float64)
+        flat = tf.reshape(values, [1, -1])
+        ids = 1 + tf.searchsorted(boundaries[None, :], flat, side="right", out_type=tf.int32)
+        ids = tf.reshape(ids, tf.shape(values))
+        return tf.where(missing, tf.zeros_like(ids), ids)
+
+    def _lookup(self, feature: CategoricalFeature, values: tf.Tensor) -> tf.Tensor:
+        if feature.hash_bins is not None:
+            if values.dtype != tf.string:
+                values = tf.strings.as_string(values)
+            return tf.cast(tf.strings.to_hash_bucket_fast(values, feature.hash_bins), tf.int32)
+        return tf.cast(self._tables[feature.name].lookup(values), tf.int32)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("trainable", None)
+        config["spec"] = self.spec.to_dict()
+        return config
+
+
+def arrow_to_serving(batch: pa.RecordBatch | pa.Table, spec: FeatureSpec) -> dict[str, np.ndarray]:
+    """Raw serving inputs (what a client sends) for Arrow rows: the same values, in serving dtypes.
+
+    Categorical strings -> str objects (null -> ``""``), categorical ints -> int64 (null -> -1), numerics ->
+    float64 (null -> NaN), lists -> separator-joined strings (null -> ``""``).
+    """
+    out = {}
+    for f in spec.features:
+        column = _to_array(batch.column(f.name))
+        if isinstance(f, ListFeature):
+            tokens = pc.fill_null(pc.cast(column, pa.list_(pa.string())), pa.scalar([], pa.list_(pa.string())))
+            joined = pc.binary_join(tokens, f.separator)
+            out[f.name] = joined.to_numpy(zero_copy_only=False)
+        elif isinstance(f, CategoricalFeature):
+            values = fill_missing_category(column, f).to_numpy(zero_copy_only=False)
+            out[f.name] = values if f.dtype == "string" else values.astype(np.int64)
+        else:
+            out[f.name] = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    return out

@@ -1,0 +1,253 @@
+"""Parquet -> ``tf.data.Dataset`` of ``(features, label)`` batches, streamed by Arrow record batches.
+
+Files are read record batch by record batch (never a whole file in memory), validated against the
+FeatureSpec, encoded by the vectorised ``ArrowEncoder`` and batched. Shuffling permutes the file order every
+epoch and shuffles rows inside a window of ``shuffle_buffer`` rows. ``shard=(num_shards, index)`` gives a
+worker its part of the input: whole files when there are at least as many files as shards, otherwise every
+``num_shards``-th record batch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import glob
+import os
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import tensorflow as tf
+
+from tfctr.data.encoding import ArrowEncoder, model_input_shape_and_dtype
+from tfctr.features import FeatureSpec, SpecError
+
+
+class DataError(ValueError):
+    """Input data that does not match what the FeatureSpec or the caller expects."""
+
+
+def resolve_paths(paths) -> list[str]:
+    """Expands a file, a directory (all ``*.parquet`` below it), a glob, or a list of those into sorted files."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files: list[str] = []
+    for item in paths:
+        item = str(item)
+        if os.path.isdir(item):
+            found = sorted(str(p) for p in Path(item).rglob("*.parquet"))
+            if not found:
+                raise DataError(f"directory '{item}' contains no *.parquet files")
+            files += found
+        elif any(ch in item for ch in "*?["):
+            found = sorted(glob.glob(item, recursive=True))
+            if not found:
+                raise DataError(f"glob '{item}' matches no files")
+            files += found
+        elif os.path.isfile(item):
+            files.append(item)
+        else:
+            raise DataError(f"Parquet path '{item}' does not exist")
+    return files
+
+
+def read_schema(paths) -> pa.Schema:
+    """The Arrow schema of the first file of ``paths``."""
+    return pq.read_schema(resolve_paths(paths)[0])
+
+
+def _open(path: str) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise DataError(f"'{path}' is not a readable Parquet file: {err}") from None
+
+
+def validate_schema(schema: pa.Schema, spec: FeatureSpec, source: str, with_label: bool = True) -> None:
+    """Raises a DataError naming the file and column when the schema cannot feed the spec."""
+    for feature in spec.features:
+        if feature.name not in schema.names:
+            hint = difflib.get_close_matches(feature.name, schema.names, n=1)
+            raise DataError(
+                f"{source}: column '{feature.name}' required by the FeatureSpec is missing"
+                + (f" (did you mean '{hint[0]}'?)" if hint else "")
+                + f"; columns are {schema.names}"
+            )
+        arrow_type = schema.field(feature.name).type
+        if not feature.accepts(arrow_type):
+            raise DataError(
+                f"{source}: column '{feature.name}' has Arrow type {arrow_type}, but the FeatureSpec declares "
+                f"a {feature.kind} feature" + (f" of dtype {feature.dtype}" if feature.kind != "numeric" else "")
+                + " and cannot read it"
+            )
+    if with_label:
+        if spec.label not in schema.names:
+            hint = difflib.get_close_matches(spec.label, schema.names, n=1)
+            raise DataError(f"{source}: label column '{spec.label}' is missing"
+                            + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+        label_type = schema.field(spec.label).type
+        if not (pa.types.is_integer(label_type) or pa.types.is_floating(label_type)
+                or pa.types.is_boolean(label_type)):
+            raise DataError(f"{source}: label column '{spec.label}' has Arrow type {label_type}, expected "
+                            "an integer, float or boolean column of 0/1 values")
+
+
+def check_labels(labels: pa.Array, column: str, source: str) -> np.ndarray:
+    """Returns labels as float32, or raises naming the column when a value is null or not 0/1."""
+    if labels.null_count:
+        raise DataError(f"{source}: label column '{column}' has {labels.null_count} null values")
+    values = pc.cast(labels, pa.float32()).to_numpy(zero_copy_only=False)
+    bad = (values != 0) & (values != 1)
+    if bad.any():
+        raise DataError(f"{source}: label column '{column}' must be 0 or 1, found {values[bad][:5].tolist()}")
+    return values
+
+
+def iter_record_batches(
+    paths, spec: FeatureSpec, batch_size: int = 65536, check_label: bool = True, columns=None,
+    shard: tuple[int, int] | None = None, file_order=None,
+) -> Iterator[tuple[pa.RecordBatch, np.ndarray | None]]:
+    """Streams validated record batches (the spec's columns, plus ``columns``) and their labels.
+
+    Yields ``(record_batch, labels)`` where labels are float32 0/1 (``None`` when ``check_label`` is False and
+    the files have no label column).
+    """
+    files = resolve_paths(paths)
+    if file_order is not None:
+        files = [files[i] for i in file_order]
+    if shard is not None and len(files) >= shard[0]:
+        files, shard = files[shard[1]::shard[0]], None
+    wanted = spec.names + list(columns or [])
+    batch_index = 0
+    for path in files:
+        parquet = _open(path)
+        schema = parquet.schema_arrow
+        validate_schema(schema, spec, f"'{path}'", with_label=check_label)
+        missing_extra = [c for c in columns or [] if c not in schema.names]
+        if missing_extra:
+            raise DataError(f"'{path}': requested columns {missing_extra} are missing")
+        if parquet.metadata.num_rows == 0:
+            raise DataError(f"'{path}' is empty (0 rows); remove it or pass other files")
+        has_label = spec.label in schema.names
+        read = wanted + ([spec.label] if has_label and spec.label not in wanted else [])
+        for batch in parquet.iter_batches(batch_size=batch_size, columns=read):
+            batch_index += 1
+            if shard is not None and (batch_index - 1) % shard[0] != shard[1]:
+                continue
+            labels = None
+            if has_label and check_label:
+                labels = check_labels(batch.column(spec.label), spec.label, f"'{path}'")
+            yield batch, labels
+
+
+def parquet_dataset(
+    paths,
+    spec: FeatureSpec,
+    batch_size: int = 1024,
+    shuffle: bool = False,
+    shuffle_buffer: int = 262_144,
+    seed: int = 0,
+    shard: tuple[int, int] | None = None,
+    drop_remainder: bool = False,
+    with_label: bool = True,
+    prefetch: int = 2,
+) -> tf.data.Dataset:
+    """A ``tf.data.Dataset`` yielding ``(features, label)`` batches (or ``features`` if ``with_label=False``).
+
+    Args:
+        paths: Parquet file(s), directories or globs.
+        spec: a fitted FeatureSpec.
+        batch_size: rows per batch (the last batch is smaller unless ``drop_remainder``).
+        shuffle: shuffle file order and rows (within windows of ``shuffle_buffer`` rows), anew every epoch.
+        seed: seed of the shuffle; epoch e uses ``seed + e``.
+        shard: ``(num_shards, index)``: read only this worker's part of the files.
+        drop_remainder: drop the last incomplete batch.
+        with_label: yield labels (the label column must then exist and hold 0/1).
+    """
+    spec.require_fitted()
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    files = resolve_paths(paths)
+    for path in files:
+        validate_schema(_open(path).schema_arrow, spec, f"'{path}'", with_label=with_label)
+    encoder = ArrowEncoder(spec)
+    window = max(shuffle_buffer, batch_size) if shuffle else batch_size
+    epoch = [0]
+
+    def generate():
+        rng = np.random.default_rng(seed + epoch[0])
+        epoch[0] += 1
+        order = rng.permutation(len(files)) if shuffle else None
+        read_size = min(max(batch_size, 8192), 131072)
+        pending: list[tuple[dict, np.ndarray]] = []
+        pending_rows = 0
+        for batch, labels in iter_record_batches(files, spec, read_size, check_label=with_label,
+                                                 shard=shard, file_order=order):
+            pending.append((encoder.encode(batch), labels))
+            pending_rows += batch.num_rows
+            if pending_rows >= window:
+                features, labels_all = _concat(pending)
+                if shuffle:
+                    features, labels_all = _permute(features, labels_all, rng)
+                full = (pending_rows // batch_size) * batch_size
+                yield from _split(features, labels_all, 0, full, batch_size, with_label)
+                rest = _slice(features, labels_all, full, pending_rows)
+                pending, pending_rows = ([rest], pending_rows - full) if pending_rows > full else ([], 0)
+        if pending_rows and not (drop_remainder and pending_rows < batch_size):
+            features, labels_all = _concat(pending)
+            if shuffle:
+                features, labels_all = _permute(features, labels_all, rng)
+            end = (pending_rows // batch_size) * batch_size if drop_remainder else pending_rows
+            yield from _split(features, labels_all, 0, end, batch_size, with_label)
+
+    feature_signature = {}
+    for feature in spec.features:
+        shape, dtype = model_input_shape_and_dtype(feature)
+        feature_signature[feature.name] = tf.TensorSpec((None, *shape), dtype)
+    signature = (feature_signature, tf.TensorSpec((None,), tf.float32)) if with_label else feature_signature
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    return dataset.prefetch(prefetch)
+
+
+def _concat(pending):
+    if len(pending) == 1:
+        return pending[0]
+    features = {k: np.concatenate([p[0][k] for p in pending]) for k in pending[0][0]}
+    labels = None if pending[0][1] is None else np.concatenate([p[1] for p in pending])
+    return features, labels
+
+
+def _permute(features, labels, rng):
+    order = rng.permutation(len(next(iter(features.values()))))
+    return {k: v[order] for k, v in features.items()}, (None if labels is None else labels[order])
+
+
+def _slice(features, labels, start, end):
+    return {k: v[start:end] for k, v in features.items()}, (None if labels is None else labels[start:end])
+
+
+def _split(features, labels, start, end, batch_size, with_label):
+    for lo in range(start, end, batch_size):
+        hi = min(lo + batch_size, end)
+        part, part_labels = _slice(features, labels, lo, hi)
+        yield (part, part_labels) if with_label else part
+
+
+def read_columns(paths, columns: list[str]) -> dict[str, np.ndarray]:
+    """Reads whole columns (e.g. labels, the true CTR of synthetic data) in file order, as NumPy arrays."""
+    out: dict[str, list] = {c: [] for c in columns}
+    for path in resolve_paths(paths):
+        schema = _open(path).schema_arrow
+        for c in columns:
+            if c not in schema.names:
+                raise DataError(f"'{path}': column '{c}' is missing")
+        table = pq.read_table(path, columns=columns)
+        for c in columns:
+            out[c].append(table.column(c).to_numpy())
+    return {c: np.concatenate(v) for c, v in out.items()}
+
+
+__all__ = ["DataError", "SpecError", "iter_record_batches", "parquet_dataset", "read_columns", "read_schema",
+           "resolve_paths", "validate_schema"]

@@ -1,0 +1,469 @@
+"""FeatureSpec: what each raw column is, how it becomes model input, and the statistics fitted for it.
+
+A spec is declared (or inferred from a Parquet schema, with overrides), fitted on training data in one
+streaming pass, and saved as JSON beside every run and export. It drives the Parquet reader, the Keras
+inputs and embedding sizes, the serving signature and the serving-time preprocessing.
+
+Id conventions (the same in training and serving, see ``tfctr.data.encoding``):
+
+* ``CategoricalFeature`` with a vocabulary: id 0 is the out-of-vocabulary (OOV) bucket, ids 1..V are the
+  vocabulary in descending frequency. Values seen fewer than ``min_count`` times in training, and values
+  never seen, map to 0 by design. A missing value (null) is replaced by ``""`` (strings) or ``-1`` (ints)
+  before lookup, so missingness is a category of its own when it is frequent enough.
+* ``CategoricalFeature`` with ``hash_bins=N``: id = FarmHash64(value as string) mod N, ids 0..N-1.
+* ``NumericFeature`` with ``transform="log_square"`` or ``"quantile"``: id 0 = missing (null or NaN),
+  ids 1..len(boundaries)+1 = bucket ``1 + #{b in boundaries : b <= x}``; values outside the fitted range
+  fall into the first or last bucket. ``log_square`` is the Criteo-winning transform: integer buckets for
+  x <= 2 and ``floor(ln(x)^2)`` buckets above, written as explicit boundaries ``e^sqrt(k)``.
+* ``NumericFeature`` with ``transform="standardize"``: a float ``(x - mean) / std``; missing gives 0.0,
+  the training mean.
+* ``ListFeature``: a list of tokens mapped like a categorical feature, padded with -1 to ``max_length``
+  (longer lists keep their first ``max_length`` tokens), pooled by mean or sum inside the model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+PADDING_ID = -1
+MISSING_STRING = ""
+MISSING_INT = -1
+
+
+class SpecError(ValueError):
+    """A FeatureSpec that is invalid or does not match the data it is applied to."""
+
+
+def _check_choice(name: str, field: str, value, choices) -> None:
+    if value not in choices:
+        raise SpecError(f"feature '{name}': {field}={value!r}, expected one of {sorted(choices)}")
+
+
+@dataclasses.dataclass
+class CategoricalFeature:
+    """A single-valued categorical column (string or integer ids).
+
+    Args:
+        name: column name.
+        dtype: ``"string"`` or ``"int64"``: the raw type the feature is served with.
+        min_count: values seen fewer times than this in training map to the OOV id 0.
+        hash_bins: if set, hash values into this many bins instead of fitting a vocabulary.
+        vocabulary: fitted vocabulary in id order (id = position + 1); ``None`` until fitted.
+    """
+
+    name: str
+    dtype: str = "string"
+    min_count: int = 1
+    hash_bins: int | None = None
+    vocabulary: list | None = None
+    kind = "categorical"
+
+    def __post_init__(self):
+        _check_choice(self.name, "dtype", self.dtype, {"string", "int64"})
+        if self.min_count < 1:
+            raise SpecError(f"feature '{self.name}': min_count must be >= 1, got {self.min_count}")
+        if self.hash_bins is not None and self.hash_bins < 1:
+            raise SpecError(f"feature '{self.name}': hash_bins must be >= 1, got {self.hash_bins}")
+
+    @property
+    def fitted(self) -> bool:
+        return self.hash_bins is not None or self.vocabulary is not None
+
+    @property
+    def vocabulary_size(self) -> int:
+        """Number of embedding rows this feature needs (vocabulary + OOV, or hash bins)."""
+        if self.hash_bins is not None:
+            return self.hash_bins
+        if self.vocabulary is None:
+            raise SpecError(f"feature '{self.name}' is not fitted yet: call FeatureSpec.fit first")
+        return len(self.vocabulary) + 1
+
+    @property
+    def is_embedded(self) -> bool:
+        return True
+
+    def accepts(self, arrow_type: pa.DataType) -> bool:
+        if self.dtype == "string":
+            return _is_string_like(arrow_type)
+        return pa.types.is_integer(arrow_type)
+
+
+@dataclasses.dataclass
+class ListFeature(CategoricalFeature):
+    """A multi-valued categorical column (Parquet ``list<string>`` or ``list<int>``), pooled in the model.
+
+    Tokens are handled as strings (integer tokens by their decimal form). At serving time the list is sent as
+    one string per example with tokens joined by ``separator`` (``""`` = empty list).
+
+    Args:
+        max_length: number of tokens kept per example (the first ones); fitted to the longest list seen in
+            training when ``None``.
+        pooling: ``"mean"`` or ``"sum"`` of the token embeddings.
+        separator: token separator of the serving input; tokens containing it are rejected when fitting.
+    """
+
+    dtype: str = "string"
+    max_length: int | None = None
+    pooling: str = "mean"
+    separator: str = "|"
+    kind = "list"
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_choice(self.name, "pooling", self.pooling, {"mean", "sum"})
+        if self.dtype != "string":
+            raise SpecError(f"list feature '{self.name}': tokens are handled as strings, dtype must be 'string'")
+        if self.max_length is not None and self.max_length < 1:
+            raise SpecError(f"list feature '{self.name}': max_length must be >= 1, got {self.max_length}")
+
+    @property
+    def fitted(self) -> bool:
+        return super().fitted and self.max_length is not None
+
+    def accepts(self, arrow_type: pa.DataType) -> bool:
+        if not (pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)):
+            return False
+        value_type = arrow_type.value_type
+        return _is_string_like(value_type) or pa.types.is_integer(value_type)
+
+
+@dataclasses.dataclass
+class NumericFeature:
+    """A numeric column, bucketised for embedding or standardised into the dense block.
+
+    Args:
+        name: column name.
+        transform: ``"log_square"`` (Criteo count buckets), ``"quantile"`` (equal-frequency buckets) or
+            ``"standardize"`` (a float input of the dense block).
+        num_buckets: number of quantile buckets (``transform="quantile"`` only).
+        boundaries: fitted bucket boundaries, ascending.
+        mean, std: fitted moments (``transform="standardize"`` only).
+    """
+
+    name: str
+    transform: str = "log_square"
+    num_buckets: int = 16
+    boundaries: list | None = None
+    mean: float | None = None
+    std: float | None = None
+    kind = "numeric"
+    dtype = "float64"
+
+    def __post_init__(self):
+        _check_choice(self.name, "transform", self.transform, {"log_square", "quantile", "standardize"})
+        if self.num_buckets < 2:
+            raise SpecError(f"feature '{self.name}': num_buckets must be >= 2, got {self.num_buckets}")
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.transform != "standardize"
+
+    @property
+    def fitted(self) -> bool:
+        if self.transform == "standardize":
+            return self.mean is not None and self.std is not None
+        return self.boundaries is not None
+
+    @property
+    def vocabulary_size(self) -> int:
+        if not self.is_embedded:
+            raise SpecError(f"feature '{self.name}' is standardised, it has no vocabulary")
+        if self.boundaries is None:
+            raise SpecError(f"feature '{self.name}' is not fitted yet: call FeatureSpec.fit first")
+        return len(self.boundaries) + 2
+
+    def accepts(self, arrow_type: pa.DataType) -> bool:
+        return pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_boolean(arrow_type)
+
+
+Feature = CategoricalFeature | ListFeature | NumericFeature
+_KINDS = {"categorical": CategoricalFeature, "list": ListFeature, "numeric": NumericFeature}
+
+
+def _is_string_like(arrow_type: pa.DataType) -> bool:
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+
+
+def log_square_boundaries(lo: float, hi: float) -> list[float]:
+    """Bucket boundaries of the Criteo transform for counts seen in [lo, hi].
+
+    The transform maps x <= 2 to floor(x) and x > 2 to floor(ln(x)^2). As ascending boundaries: every integer in
+    (floor(lo), 2], then e^sqrt(k) for k = 1, 2, ... up to the bucket that holds ``hi``.
+    """
+    bounds = [float(v) for v in range(int(math.floor(lo)) + 1, 3)] if lo <= 2 else []
+    if hi > 2:
+        top = int(math.floor(math.log(hi) ** 2))
+        bounds += [math.exp(math.sqrt(k)) for k in range(1, top + 1) if math.exp(math.sqrt(k)) > max(lo, 2.0)]
+    return bounds
+
+
+class FeatureSpec:
+    """The ordered set of features a model consumes, plus the label column.
+
+    Args:
+        features: the features, in model order.
+        label: name of the label column (values must be 0 or 1).
+    """
+
+    def __init__(self, features: Iterable[Feature], label: str = "label"):
+        self.features = list(features)
+        self.label = label
+        names = [f.name for f in self.features]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise SpecError(f"duplicate feature names in FeatureSpec: {duplicates}")
+        if label in names:
+            raise SpecError(f"the label column '{label}' is also declared as a feature")
+
+    # ----------------------------------------------------------------------------------------- inspection
+    def __getitem__(self, name: str) -> Feature:
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        hint = difflib.get_close_matches(name, self.names, n=1)
+        raise KeyError(f"no feature '{name}' in the FeatureSpec" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @property
+    def embedded(self) -> list[Feature]:
+        """Features that become one field of the ``[B, F, D]`` embedding tensor, in order."""
+        return [f for f in self.features if f.is_embedded]
+
+    @property
+    def dense(self) -> list[NumericFeature]:
+        """Standardised numeric features, the columns of the dense block ``[B, n_dense]``."""
+        return [f for f in self.features if not f.is_embedded]
+
+    @property
+    def fitted(self) -> bool:
+        return all(f.fitted for f in self.features)
+
+    def require_fitted(self) -> None:
+        missing = [f.name for f in self.features if not f.fitted]
+        if missing:
+            raise SpecError(f"FeatureSpec is not fitted for features {missing}: call spec.fit(paths) first")
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{f.name}:{f.kind}" for f in self.features)
+        return f"FeatureSpec(label={self.label!r}, features=[{body}])"
+
+    # ----------------------------------------------------------------------------------------- inference
+    @classmethod
+    def infer(
+        cls,
+        schema: pa.Schema | str | Path,
+        label: str = "label",
+        overrides: dict | None = None,
+        exclude: Iterable[str] = (),
+    ) -> "FeatureSpec":
+        """Infers a spec from a Parquet schema (or the schema of a Parquet file/directory).
+
+        Strings and dictionaries become vocabulary categoricals, integers become ``log_square`` numerics
+        (counts), floats become ``quantile`` numerics, booleans categorical ints, lists ``ListFeature``.
+
+        Args:
+            schema: an Arrow schema or a Parquet path.
+            label: the label column (excluded from features; must exist).
+            overrides: column name -> a Feature instance, or a dict of constructor arguments (``kind`` picks the
+                class) replacing the inferred feature.
+            exclude: columns that are not features (ids, timestamps, true CTR of synthetic data).
+        """
+        if not isinstance(schema, pa.Schema):
+            from tfctr.data.parquet import read_schema
+
+            schema = read_schema(schema)
+        overrides = dict(overrides or {})
+        exclude = set(exclude)
+        if label not in schema.names:
+            raise SpecError(f"label column '{label}' is not in the schema; columns are {schema.names}")
+        unknown = (set(overrides) | exclude) - set(schema.names)
+        if unknown:
+            raise SpecError(f"overrides/exclude name columns that are not in the schema: {sorted(unknown)}")
+        features = []
+        for field in schema:
+            if field.name == label or field.name in exclude:
+                continue
+            if field.name in overrides:
+                features.append(_feature_from_override(field.name, overrides[field.name]))
+            else:
+                features.append(_infer_feature(field))
+        return cls(features, label=label)
+
+    # ----------------------------------------------------------------------------------------- fitting
+    def fit(self, paths, batch_size: int = 65536, sample_size: int = 100_000, seed: int = 0) -> "FeatureSpec":
+        """Fits vocabularies and bucket statistics in one streaming pass over Parquet files. Returns self.
+
+        Quantile boundaries come from a uniform reservoir sample of ``sample_size`` values per feature.
+        """
+        from tfctr.data.parquet import iter_record_batches
+
+        fitters = {f.name: _Fitter(f, sample_size, seed) for f in self.features if not f.fitted}
+        rows = 0
+        for batch, _ in iter_record_batches(paths, self, batch_size=batch_size, check_label=False):
+            rows += batch.num_rows
+            for name, fitter in fitters.items():
+                fitter.update(batch.column(name))
+        if rows == 0:
+            raise SpecError(f"cannot fit the FeatureSpec: no rows in {paths}")
+        for fitter in fitters.values():
+            fitter.finish()
+        return self
+
+    # ----------------------------------------------------------------------------------------- JSON
+    def to_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "features": [{"kind": f.kind, **dataclasses.asdict(f)} for f in self.features],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FeatureSpec":
+        features = [_feature_from_override(d["name"], d) for d in data["features"]]
+        return cls(features, label=data["label"])
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "FeatureSpec":
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path) -> None:
+        Path(path).write_text(self.to_json())
+
+    @classmethod
+    def load(cls, path) -> "FeatureSpec":
+        return cls.from_json(Path(path).read_text())
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, FeatureSpec) and self.to_dict() == other.to_dict()
+
+
+def _feature_from_override(name: str, value) -> Feature:
+    if isinstance(value, (CategoricalFeature, NumericFeature)):
+        if value.name != name:
+            raise SpecError(f"override for column '{name}' is a feature named '{value.name}'")
+        return value
+    args = dict(value)
+    kind = args.pop("kind", "categorical")
+    if kind not in _KINDS:
+        raise SpecError(f"feature '{name}': kind={kind!r}, expected one of {sorted(_KINDS)}")
+    args["name"] = name
+    try:
+        return _KINDS[kind](**args)
+    except TypeError as err:
+        raise SpecError(f"feature '{name}': invalid arguments for a {kind} feature: {err}") from None
+
+
+def _infer_feature(field: pa.Field) -> Feature:
+    t = field.type
+    if _is_string_like(t):
+        return CategoricalFeature(field.name, dtype="string")
+    if pa.types.is_boolean(t):
+        return CategoricalFeature(field.name, dtype="int64")
+    if pa.types.is_integer(t):
+        return NumericFeature(field.name, transform="log_square")
+    if pa.types.is_floating(t):
+        return NumericFeature(field.name, transform="quantile")
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return ListFeature(field.name)
+    raise SpecError(f"column '{field.name}' has Arrow type {t}, which tfctr cannot infer a feature for; "
+                    "pass an override or exclude it")
+
+
+class _Fitter:
+    """Streaming statistics for one feature: value counts, range, moments and a reservoir sample."""
+
+    def __init__(self, feature: Feature, sample_size: int, seed: int):
+        self.feature = feature
+        self.counts: dict = {}
+        self.lo, self.hi = math.inf, -math.inf
+        self.n, self.total, self.total_sq = 0, 0.0, 0.0
+        self.longest = 0
+        self.sample = np.empty(0)
+        self.seen = 0
+        self.sample_size = sample_size
+        self.rng = np.random.default_rng(seed)
+
+    def update(self, column: pa.ChunkedArray | pa.Array) -> None:
+        f = self.feature
+        if isinstance(f, ListFeature):
+            lengths = pc.fill_null(pc.list_value_length(column), 0)
+            self.longest = max(self.longest, int(pc.max(lengths).as_py() or 0))
+            tokens = pc.drop_null(pc.cast(pc.list_flatten(column), pa.string()))
+            tokens = tokens.filter(pc.not_equal(tokens, MISSING_STRING))
+            if f.hash_bins is None:
+                bad = pc.any(pc.match_substring(tokens, pattern=f.separator)).as_py() if len(tokens) else False
+                if bad:
+                    raise SpecError(f"list feature '{f.name}': a token contains the separator {f.separator!r}; "
+                                    "choose another separator")
+                self._count(tokens)
+        elif isinstance(f, CategoricalFeature):
+            if f.hash_bins is None:
+                from tfctr.data.encoding import fill_missing_category
+
+                self._count(fill_missing_category(column, f))
+        else:
+            values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+            values = values[~np.isnan(values)]
+            if values.size:
+                self.lo, self.hi = min(self.lo, values.min()), max(self.hi, values.max())
+                self.n += values.size
+                self.total += float(values.sum())
+                self.total_sq += float(np.square(values).sum())
+                if f.transform == "quantile":
+                    self._reservoir(values)
+
+    def _count(self, values) -> None:
+        counts = pc.value_counts(values)
+        for value, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()):
+            self.counts[value] = self.counts.get(value, 0) + count
+
+    def _reservoir(self, values: np.ndarray) -> None:
+        """Algorithm R, vectorised per batch: keeps a uniform sample of everything seen so far."""
+        room = self.sample_size - self.sample.size
+        if room > 0:
+            self.sample = np.concatenate([self.sample, values[:room]])
+            self.seen += min(room, values.size)
+            values = values[room:]
+        if values.size:
+            positions = self.seen + np.arange(1, values.size + 1)
+            slots = (self.rng.random(values.size) * positions).astype(np.int64)
+            keep = slots < self.sample_size
+            self.sample[slots[keep]] = values[keep]
+            self.seen += values.size
+
+    def finish(self) -> None:
+        f = self.feature
+        if isinstance(f, CategoricalFeature):
+            if f.hash_bins is None:
+                kept = [(v, c) for v, c in self.counts.items() if c >= f.min_count]
+                kept.sort(key=lambda vc: (-vc[1], str(vc[0])))
+                f.vocabulary = [v for v, _ in kept]
+            if isinstance(f, ListFeature) and f.max_length is None:
+                f.max_length = max(1, self.longest)
+            return
+        if self.n == 0:
+            raise SpecError(f"numeric feature '{f.name}': every training value is missing, nothing to fit")
+        if f.transform == "standardize":
+            f.mean = self.total / self.n
+            f.std = math.sqrt(max(self.total_sq / self.n - f.mean**2, 0.0)) or 1.0
+        elif f.transform == "log_square":
+            f.boundaries = log_square_boundaries(self.lo, self.hi)
+        else:
+            qs = np.quantile(self.sample, np.arange(1, f.num_buckets) / f.num_buckets)
+            f.boundaries = [float(b) for b in np.unique(qs)]

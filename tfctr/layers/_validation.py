@@ -1,0 +1,26 @@
+"""Argument checks shared by tfctr layers, raising errors that name the argument."""
+
+
+def positive_int(layer: str, name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{layer}: {name} must be a positive integer, got {value!r}")
+    return value
+
+
+def positive_int_list(layer: str, name: str, values) -> list[int]:
+    values = list(values)
+    if not values:
+        raise ValueError(f"{layer}: {name} must not be empty")
+    return [positive_int(layer, f"{name}[{i}]", v) for i, v in enumerate(values)]
+
+
+def rate(layer: str, name: str, value) -> float:
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"{layer}: {name} must be in [0, 1), got {value!r}")
+    return float(value)
+
+
+def choice(layer: str, name: str, value, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"{layer}: {name} must be one of {sorted(choices)}, got {value!r}")
+    return value

@@ -1,0 +1,65 @@
+"""The wide (linear) part of a CTR model."""
+
+import tensorflow as tf
+
+from tfctr.layers.embedding import FieldEmbedding
+
+
+@tf.keras.utils.register_keras_serializable(package="tfctr")
+class LinearLogit(tf.keras.layers.Layer):
+    """First-order logit ``y = b + Σ_f w_f[id_f] + x_dense · v``, the "wide" part of WDL/DeepFM and LR.
+
+    Per-id weights are a one-dimensional ``FieldEmbedding`` (so lists are pooled the same way).
+
+    Input: the F id tensors of ``FieldEmbedding``, followed by the dense block ``[B, num_dense]`` when
+    ``num_dense > 0``. Output ``[B, 1]``.
+
+    Args:
+        vocabulary_sizes: rows per field.
+        poolings: per field ``None``/``"mean"``/``"sum"`` as in ``FieldEmbedding``.
+        num_dense: width of the dense block (0 = none).
+        kernel_regularizer: optional regulariser of the id weights and the dense weights.
+
+    Example:
+        >>> LinearLogit([10, 5])([tf.constant([1, 2]), tf.constant([0, 4])]).shape
+        TensorShape([2, 1])
+    """
+
+    def __init__(self, vocabulary_sizes, poolings=None, num_dense=0, kernel_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        if num_dense < 0:
+            raise ValueError(f"LinearLogit: num_dense must be >= 0, got {num_dense}")
+        self.num_dense = int(num_dense)
+        self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
+        self.weights_by_id = FieldEmbedding(vocabulary_sizes, 1, poolings, embeddings_initializer="zeros",
+                                            embeddings_regularizer=self.kernel_regularizer, name="id_weights")
+        self.dense_weights = tf.keras.layers.Dense(1, use_bias=False, kernel_regularizer=self.kernel_regularizer,
+                                                   name="dense_weights") if self.num_dense else None
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(name="bias", shape=(1,), initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, inputs):
+        n_fields = len(self.weights_by_id.vocabulary_sizes)
+        expected = n_fields + (1 if self.num_dense else 0)
+        if len(inputs) != expected:
+            raise ValueError(f"LinearLogit expects {expected} tensors ({n_fields} id tensors"
+                             + (" + the dense block" if self.num_dense else "") + f"), got {len(inputs)}")
+        logit = tf.reduce_sum(self.weights_by_id(list(inputs[:n_fields])), axis=1) + self.bias
+        if self.num_dense:
+            logit = logit + self.dense_weights(inputs[n_fields])
+        return logit
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape([input_shape[0][0], 1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            vocabulary_sizes=self.weights_by_id.vocabulary_sizes,
+            poolings=self.weights_by_id.poolings,
+            num_dense=self.num_dense,
+            kernel_regularizer=tf.keras.regularizers.serialize(self.kernel_regularizer),
+        )
+        return config

@@ -1,0 +1,72 @@
+"""Baseline CTR models: LR, Wide & Deep, DeepFM, DCN and DCN-V2."""
+
+import tensorflow as tf
+
+from tfctr.layers import MLP, CrossNetwork, FMInteraction
+from tfctr.layers._validation import choice
+from tfctr.models.inputs import dense_block, embed_fields, flat_input, head, linear_logit, model_inputs
+from tfctr.models.registry import register
+
+
+def _logit_dense(name):
+    return tf.keras.layers.Dense(1, name=name)
+
+
+@register("lr")
+def lr(spec, l2=0.0):
+    """Logistic regression on one-hot ids and the dense block: ``logit = b + Σ_f w_f[id_f] + x_dense · v``."""
+    inputs = model_inputs(spec)
+    return head(inputs, [linear_logit(spec, inputs, dense_block(spec, inputs), l2)], "lr")
+
+
+@register("wdl")
+def wdl(spec, embedding_dim=16, hidden_units=(256, 128), dropout=0.0, batch_norm=False, l2_embedding=0.0):
+    """Wide & Deep (Cheng et al. 2016): ``logit = linear(x) + MLP([flatten(E), dense]) w``."""
+    inputs = model_inputs(spec)
+    fields, dense = embed_fields(spec, inputs, embedding_dim, l2_embedding)
+    deep = MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, name="mlp")(flat_input(fields, dense))
+    return head(inputs, [linear_logit(spec, inputs, dense), _logit_dense("deep_logit")(deep)], "wdl")
+
+
+@register("deepfm")
+def deepfm(spec, embedding_dim=16, hidden_units=(256, 128), dropout=0.0, batch_norm=False, l2_embedding=0.0):
+    """DeepFM (Guo et al. 2017): ``logit = linear(x) + Σ_{i<j} <e_i, e_j> + MLP(x0) w``, embeddings shared."""
+    inputs = model_inputs(spec)
+    fields, dense = embed_fields(spec, inputs, embedding_dim, l2_embedding)
+    deep = MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, name="mlp")(flat_input(fields, dense))
+    terms = [linear_logit(spec, inputs, dense), FMInteraction(name="fm")(fields), _logit_dense("deep_logit")(deep)]
+    return head(inputs, terms, "deepfm")
+
+
+def _cross_model(spec, name, kind, embedding_dim, num_cross_layers, projection_dim, hidden_units, structure,
+                 dropout, batch_norm, l2_embedding):
+    choice(name, "structure", structure, {"stacked", "parallel"})
+    inputs = model_inputs(spec)
+    fields, dense = embed_fields(spec, inputs, embedding_dim, l2_embedding)
+    x0 = flat_input(fields, dense)
+    cross = CrossNetwork(num_cross_layers, kind=kind, projection_dim=projection_dim, name="cross")(x0)
+    if structure == "stacked":
+        top = MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, name="mlp")(cross) if hidden_units else cross
+    else:
+        parts = [cross]
+        if hidden_units:
+            parts.append(MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, name="mlp")(x0))
+        top = tf.keras.layers.Concatenate(name="cross_and_deep")(parts) if len(parts) > 1 else cross
+    return head(inputs, [_logit_dense("dense_logit")(top)], name)
+
+
+@register("dcn")
+def dcn(spec, embedding_dim=16, num_cross_layers=3, hidden_units=(256, 128), dropout=0.0, batch_norm=False,
+        l2_embedding=0.0):
+    """Deep & Cross Network (Wang et al. 2017): vector cross network and MLP side by side on x0, then a logit."""
+    return _cross_model(spec, "dcn", "vector", embedding_dim, num_cross_layers, None, hidden_units, "parallel",
+                        dropout, batch_norm, l2_embedding)
+
+
+@register("dcnv2")
+def dcnv2(spec, embedding_dim=16, num_cross_layers=3, projection_dim=None, hidden_units=(256, 128),
+          structure="stacked", dropout=0.0, batch_norm=False, l2_embedding=0.0):
+    """DCN-V2 (Wang et al. 2021): matrix cross network (full rank, or low rank with ``projection_dim``), then an
+    MLP (``structure="stacked"``) or beside it (``"parallel"``), then a logit."""
+    return _cross_model(spec, "dcnv2", "matrix", embedding_dim, num_cross_layers, projection_dim, hidden_units,
+                        structure, dropout, batch_norm, l2_embedding)

@@ -1,0 +1,47 @@
+"""Model registry: ``build(name, spec, **hyper_parameters)`` for every model registered by a short name."""
+
+import inspect
+
+_BUILDERS = {}
+
+
+def register(name: str):
+    """Decorator registering a builder ``fn(spec, **hp) -> tf.keras.Model`` under ``name``."""
+
+    def wrap(fn):
+        if name in _BUILDERS:
+            raise ValueError(f"model '{name}' is already registered")
+        _BUILDERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def available() -> list[str]:
+    """Names of all registered models."""
+    return sorted(_BUILDERS)
+
+
+def hyper_parameters(name: str) -> dict:
+    """The hyper-parameters of model ``name`` with their defaults."""
+    params = inspect.signature(_builder(name)).parameters
+    return {k: p.default for k, p in params.items() if k != "spec"}
+
+
+def _builder(name: str):
+    if name not in _BUILDERS:
+        raise KeyError(f"unknown model '{name}'; registered models are {available()}")
+    return _BUILDERS[name]
+
+
+def build(name: str, spec, **hp):
+    """Builds the uncompiled functional model ``name`` for a fitted FeatureSpec.
+
+    Its output is the click probability (layer ``"probability"``); the pre-sigmoid layer is ``"logit"``.
+    """
+    spec.require_fitted()
+    accepted = hyper_parameters(name)
+    unknown = sorted(set(hp) - set(accepted))
+    if unknown:
+        raise TypeError(f"model '{name}' has no hyper-parameters {unknown}; it accepts {sorted(accepted)}")
+    return _builder(name)(spec, **hp)

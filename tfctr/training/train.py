@@ -1,0 +1,172 @@
+"""``tfctr train`` as a Python function: fit the spec, train with ``model.fit``, write an exact-metric run dir.
+
+A run directory holds:
+
+* ``spec.json``: the fitted FeatureSpec;
+* ``model.keras``: the trained model (best validation AUC);
+* ``config.json``: model name, hyper-parameters, training arguments and library versions;
+* ``metrics.json``: exact AUC and logloss over the whole validation (and test) split, computed with
+  ``training=False``, the Bayes-optimal reference of the same rows when the data carries the true CTR, and
+  training examples/second;
+* ``logs/`` (TensorBoard) and, while training, ``backup/`` (``BackupAndRestore``: a killed run started again
+  with the same arguments resumes from its last finished epoch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import tensorflow as tf
+
+import tfctr
+from tfctr.data.parquet import parquet_dataset, read_columns, read_schema, resolve_paths
+from tfctr.data.synthetic import TRUE_CTR_COLUMN
+from tfctr.features import FeatureSpec
+from tfctr.metrics import evaluate
+from tfctr.models import build, hyper_parameters
+from tfctr.training.callbacks import TrainingThroughput
+from tfctr.utils import set_seed
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What ``train`` returns: the run directory, the trained model, its spec and its metrics."""
+
+    run_dir: Path
+    model: tf.keras.Model
+    spec: FeatureSpec
+    metrics: dict
+
+
+def count_rows(paths) -> int:
+    return sum(pq.ParquetFile(p).metadata.num_rows for p in resolve_paths(paths))
+
+
+def predict_split(model: tf.keras.Model, paths, spec: FeatureSpec, batch_size: int = 8192) -> np.ndarray:
+    """Click probabilities of every row of ``paths``, in file order, with ``training=False``."""
+    dataset = parquet_dataset(paths, spec, batch_size=batch_size, with_label=False)
+    return model.predict(dataset, verbose=0).reshape(-1)
+
+
+def exact_metrics(model, paths, spec: FeatureSpec, oracle_column: str | None = None) -> dict:
+    """Exact AUC/logloss of ``model`` on a split; with ``oracle_column`` also those of the true CTR."""
+    predictions = predict_split(model, paths, spec)
+    has_oracle = oracle_column is not None and oracle_column in read_schema(paths).names
+    columns = read_columns(paths, [spec.label] + ([oracle_column] if has_oracle else []))
+    result = {"model": evaluate(columns[spec.label], predictions)}
+    if has_oracle:
+        result["bayes_optimal"] = evaluate(columns[spec.label], columns[oracle_column])
+    return result
+
+
+def train(
+    train: str,
+    valid: str,
+    out: str,
+    model: str = "dcnv2",
+    test: str | None = None,
+    label: str = "label",
+    epochs: int = 5,
+    batch_size: int = 1024,
+    learning_rate: float = 1e-3,
+    embedding_dim: int | None = None,
+    seed: int = 0,
+    patience: int = 2,
+    spec: FeatureSpec | str | None = None,
+    overrides: dict | None = None,
+    exclude: list | tuple = (),
+    oracle_column: str | None = TRUE_CTR_COLUMN,
+    hyper_params: dict | None = None,
+    shuffle_buffer: int = 262_144,
+    verbose: int = 1,
+) -> TrainResult:
+    """Trains model ``model`` on Parquet data and writes the run directory ``out``.
+
+    Args:
+        train, valid, test: Parquet files/directories/globs of the splits (test optional).
+        out: the run directory (created; an existing backup in it is resumed).
+        model: a registered model name (``tfctr.models.available()``).
+        label: label column (0/1).
+        epochs, batch_size, learning_rate: Adam training; early stopping on validation AUC with ``patience``,
+            the best epoch's weights are kept.
+        embedding_dim: D, for models that embed (default: the model's own default).
+        seed: seeds weights initialisation and shuffling.
+        spec: a fitted FeatureSpec (or a path to its JSON); by default inferred from the training schema
+            (with ``overrides`` and ``exclude``) and fitted on the training split.
+        oracle_column: a column holding the true click probability (as written by ``tfctr.data.synthetic``);
+            when present it is excluded from the features and its AUC/logloss are reported as the Bayes-optimal
+            reference.
+        hyper_params: further hyper-parameters of the model builder.
+    """
+    set_seed(seed)
+    run_dir = Path(out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if spec is None:
+        names = read_schema(train).names
+        exclude = list(exclude) + ([oracle_column] if oracle_column in names else [])
+        spec = FeatureSpec.infer(train, label=label, overrides=overrides, exclude=exclude).fit(train, seed=seed)
+    elif not isinstance(spec, FeatureSpec):
+        spec = FeatureSpec.load(spec)
+    spec.require_fitted()
+
+    hp = dict(hyper_params or {})
+    if embedding_dim is not None and "embedding_dim" in hyper_parameters(model):
+        hp["embedding_dim"] = embedding_dim
+    net = build(model, spec, **hp)
+    net.compile(
+        optimizer=tf.keras.optimizers.Adam(learning_rate),
+        loss=tf.keras.losses.BinaryCrossentropy(),
+        metrics=[tf.keras.metrics.AUC(name="auc"), tf.keras.metrics.BinaryCrossentropy(name="logloss")],
+    )
+    train_data = parquet_dataset(train, spec, batch_size, shuffle=True, shuffle_buffer=shuffle_buffer, seed=seed)
+    valid_data = parquet_dataset(valid, spec, max(batch_size, 4096))
+    throughput = TrainingThroughput(count_rows(train))
+    callbacks = [
+        tf.keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        tf.keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience,
+                                         restore_best_weights=True),
+        tf.keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch"),
+        throughput,
+    ]
+    history = net.fit(train_data, validation_data=valid_data, epochs=epochs, callbacks=callbacks, verbose=verbose)
+
+    metrics = {"valid": exact_metrics(net, valid, spec, oracle_column)}
+    if test is not None:
+        metrics["test"] = exact_metrics(net, test, spec, oracle_column)
+    metrics["training"] = {
+        "examples_per_second": throughput.examples_per_second,
+        "epochs_run": len(history.history.get("loss", [])),
+        "train_rows": throughput.rows_per_epoch,
+    }
+    config = {
+        "model": model,
+        "hyper_parameters": {**hyper_parameters(model), **hp},
+        "training": dict(
+            train=str(train), valid=str(valid), test=test and str(test), label=label, epochs=epochs,
+            batch_size=batch_size, learning_rate=learning_rate, seed=seed, patience=patience,
+            oracle_column=oracle_column, shuffle_buffer=shuffle_buffer),
+        "versions": {"tfctr": tfctr.__version__, "tensorflow": tf.__version__},
+    }
+    spec.save(run_dir / "spec.json")
+    net.save(run_dir / "model.keras")
+    (run_dir / "config.json").write_text(json.dumps(config, indent=1))
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    return TrainResult(run_dir, net, spec, metrics)
+
+
+def load_run(run_dir) -> TrainResult:
+    """Loads the model, spec and metrics of a run directory written by ``train``."""
+    import tfctr.layers  # noqa: F401  (registers the layers for deserialisation)
+
+    run_dir = Path(run_dir)
+    for name in ("spec.json", "model.keras"):
+        if not (run_dir / name).exists():
+            raise FileNotFoundError(f"'{run_dir}' is not a tfctr run directory: {name} is missing")
+    model = tf.keras.models.load_model(run_dir / "model.keras")
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    return TrainResult(run_dir, model, FeatureSpec.load(run_dir / "spec.json"), metrics)

@@ -1,0 +1,23 @@
+"""Small helpers shared across tfctr: seeding."""
+
+import os
+import random
+
+import numpy as np
+import tensorflow as tf
+
+
+def set_seed(seed: int, deterministic_ops: bool = False) -> None:
+    """Seeds Python, NumPy and TensorFlow so that the same seed gives the same model.
+
+    Args:
+        seed: the seed for all three generators.
+        deterministic_ops: also ask TensorFlow for deterministic kernels (slower; needed for bit-identical
+            training runs on multi-threaded CPUs and GPUs).
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.random.set_seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    if deterministic_ops:
+        tf.config.experimental.enable_op_determinism()
