@@ -24,15 +24,16 @@ Id conventions (the same in training and serving, see ``tfctr.data.encoding``):
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from tfctr._hints import did_you_mean
 
 PADDING_ID = -1
 MISSING_STRING = ""
@@ -231,8 +232,7 @@ class FeatureSpec:
         for feature in self.features:
             if feature.name == name:
                 return feature
-        hint = difflib.get_close_matches(name, self.names, n=1)
-        raise KeyError(f"no feature '{name}' in the FeatureSpec" + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+        raise KeyError(f"no feature '{name}' in the FeatureSpec{did_you_mean(name, self.names)}")
 
     @property
     def names(self) -> list[str]:
@@ -269,7 +269,7 @@ class FeatureSpec:
         label: str = "label",
         overrides: dict | None = None,
         exclude: Iterable[str] = (),
-    ) -> "FeatureSpec":
+    ) -> FeatureSpec:
         """Infers a spec from a Parquet schema (or the schema of a Parquet file/directory).
 
         Strings and dictionaries become vocabulary categoricals, integers become ``log_square`` numerics
@@ -304,7 +304,7 @@ class FeatureSpec:
         return cls(features, label=label)
 
     # ----------------------------------------------------------------------------------------- fitting
-    def fit(self, paths, batch_size: int = 65536, sample_size: int = 100_000, seed: int = 0) -> "FeatureSpec":
+    def fit(self, paths, batch_size: int = 65536, sample_size: int = 100_000, seed: int = 0) -> FeatureSpec:
         """Fits vocabularies and bucket statistics in one streaming pass over Parquet files. Returns self.
 
         Quantile boundaries come from a uniform reservoir sample of ``sample_size`` values per feature.
@@ -331,7 +331,7 @@ class FeatureSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FeatureSpec":
+    def from_dict(cls, data: dict) -> FeatureSpec:
         features = [_feature_from_override(d["name"], d) for d in data["features"]]
         return cls(features, label=data["label"])
 
@@ -339,14 +339,14 @@ class FeatureSpec:
         return json.dumps(self.to_dict(), indent=1)
 
     @classmethod
-    def from_json(cls, text: str) -> "FeatureSpec":
+    def from_json(cls, text: str) -> FeatureSpec:
         return cls.from_dict(json.loads(text))
 
     def save(self, path) -> None:
         Path(path).write_text(self.to_json())
 
     @classmethod
-    def load(cls, path) -> "FeatureSpec":
+    def load(cls, path) -> FeatureSpec:
         return cls.from_json(Path(path).read_text())
 
     def __eq__(self, other) -> bool:

@@ -1,7 +1,7 @@
 import numpy as np
 import tensorflow as tf
-from layer_test_case import check_layer
 
+from layer_test_case import check_layer
 from tfctr.layers import MLP, FMInteraction, LinearLogit
 
 

@@ -4,16 +4,15 @@ Files are read record batch by record batch (never a whole file in memory), vali
 FeatureSpec, encoded by the vectorised ``ArrowEncoder`` and batched. Shuffling permutes the file order every
 epoch and shuffles rows inside a window of ``shuffle_buffer`` rows. ``shard=(num_shards, index)`` gives a
 worker its part of the input: whole files when there are at least as many files as shards, otherwise every
-``num_shards``-th record batch.
+``num_shards``-th row.
 """
 
 from __future__ import annotations
 
-import difflib
 import glob
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import tensorflow as tf
 
+from tfctr._hints import did_you_mean
 from tfctr.data.encoding import ArrowEncoder, model_input_shape_and_dtype
 from tfctr.features import FeatureSpec, SpecError
 
@@ -65,16 +65,21 @@ def _open(path: str) -> pq.ParquetFile:
         raise DataError(f"'{path}' is not a readable Parquet file: {err}") from None
 
 
+def open_checked(path: str, spec: FeatureSpec, with_label: bool = True) -> pq.ParquetFile:
+    """Opens a Parquet file and checks that it can feed ``spec``: readable, right columns and types, not empty."""
+    parquet = _open(path)
+    validate_schema(parquet.schema_arrow, spec, f"'{path}'", with_label=with_label)
+    if parquet.metadata.num_rows == 0:
+        raise DataError(f"'{path}' is empty (0 rows); remove it or pass other files")
+    return parquet
+
+
 def validate_schema(schema: pa.Schema, spec: FeatureSpec, source: str, with_label: bool = True) -> None:
     """Raises a DataError naming the file and column when the schema cannot feed the spec."""
     for feature in spec.features:
         if feature.name not in schema.names:
-            hint = difflib.get_close_matches(feature.name, schema.names, n=1)
-            raise DataError(
-                f"{source}: column '{feature.name}' required by the FeatureSpec is missing"
-                + (f" (did you mean '{hint[0]}'?)" if hint else "")
-                + f"; columns are {schema.names}"
-            )
+            raise DataError(f"{source}: column '{feature.name}' required by the FeatureSpec is missing"
+                            f"{did_you_mean(feature.name, schema.names)}; columns are {schema.names}")
         arrow_type = schema.field(feature.name).type
         if not feature.accepts(arrow_type):
             raise DataError(
@@ -84,9 +89,8 @@ def validate_schema(schema: pa.Schema, spec: FeatureSpec, source: str, with_labe
             )
     if with_label:
         if spec.label not in schema.names:
-            hint = difflib.get_close_matches(spec.label, schema.names, n=1)
             raise DataError(f"{source}: label column '{spec.label}' is missing"
-                            + (f" (did you mean '{hint[0]}'?)" if hint else ""))
+                            f"{did_you_mean(spec.label, schema.names)}")
         label_type = schema.field(spec.label).type
         if not (pa.types.is_integer(label_type) or pa.types.is_floating(label_type)
                 or pa.types.is_boolean(label_type)):
@@ -120,22 +124,22 @@ def iter_record_batches(
     if shard is not None and len(files) >= shard[0]:
         files, shard = files[shard[1]::shard[0]], None
     wanted = spec.names + list(columns or [])
-    batch_index = 0
+    rows_seen = 0
     for path in files:
-        parquet = _open(path)
+        parquet = open_checked(path, spec, with_label=check_label)
         schema = parquet.schema_arrow
-        validate_schema(schema, spec, f"'{path}'", with_label=check_label)
         missing_extra = [c for c in columns or [] if c not in schema.names]
         if missing_extra:
             raise DataError(f"'{path}': requested columns {missing_extra} are missing")
-        if parquet.metadata.num_rows == 0:
-            raise DataError(f"'{path}' is empty (0 rows); remove it or pass other files")
         has_label = spec.label in schema.names
         read = wanted + ([spec.label] if has_label and spec.label not in wanted else [])
         for batch in parquet.iter_batches(batch_size=batch_size, columns=read):
-            batch_index += 1
-            if shard is not None and (batch_index - 1) % shard[0] != shard[1]:
-                continue
+            if shard is not None:  # rows whose global index is congruent to the shard index
+                first = (shard[1] - rows_seen) % shard[0]
+                rows_seen += batch.num_rows
+                batch = batch.take(pa.array(np.arange(first, batch.num_rows, shard[0])))
+                if batch.num_rows == 0:
+                    continue
             labels = None
             if has_label and check_label:
                 labels = check_labels(batch.column(spec.label), spec.label, f"'{path}'")
@@ -171,7 +175,7 @@ def parquet_dataset(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     files = resolve_paths(paths)
     for path in files:
-        validate_schema(_open(path).schema_arrow, spec, f"'{path}'", with_label=with_label)
+        open_checked(path, spec, with_label=with_label)
     encoder = ArrowEncoder(spec)
     window = max(shuffle_buffer, batch_size) if shuffle else batch_size
     epoch = [0]

@@ -43,7 +43,7 @@ class SyntheticConfig:
         rank: latent rank r of the interaction vectors.
         first_order_scale, second_order_scale, third_order_scale: standard deviations of the three parts of the
             logit (measured on a calibration sample).
-        base_ctr: mean click probability (approximately).
+        base_ctr: mean click probability (calibrated on a sample of 20,000 rows).
         seed: seed of the model parameters and of the rows.
     """
 
@@ -62,6 +62,15 @@ class SyntheticConfig:
     third_order_scale: float = 0.8
     base_ctr: float = 0.25
     seed: int = 0
+
+
+def _calibrated_bias(logits: np.ndarray, target: float) -> float:
+    """The b with mean(sigmoid(b + logits)) = target, by bisection (the mean is increasing in b)."""
+    lo, hi = -30.0, 30.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if np.mean(1 / (1 + np.exp(-(mid + logits)))) < target else (lo, mid)
+    return (lo + hi) / 2
 
 
 def _hex_vocabulary(field: int, size: int, seed: int) -> pa.Array:
@@ -100,7 +109,7 @@ class SyntheticCTR:
         targets = (c.first_order_scale, c.second_order_scale, c.third_order_scale)
         self.scales = tuple(t / s for t, s in zip(targets, stds))
         logits = sum(scale * part for scale, part in zip(self.scales, parts))
-        self.bias = float(np.log(c.base_ctr / (1 - c.base_ctr)) - np.mean(logits))
+        self.bias = _calibrated_bias(logits, c.base_ctr)
 
     def _draw(self, n: int, rng: np.random.Generator):
         c = self.config

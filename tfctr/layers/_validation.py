@@ -24,3 +24,16 @@ def choice(layer: str, name: str, value, choices) -> str:
     if value not in choices:
         raise ValueError(f"{layer}: {name} must be one of {sorted(choices)}, got {value!r}")
     return value
+
+
+def as_tensor_list(inputs) -> list:
+    """Keras passes a one-element input list as the bare tensor; list-input layers take both."""
+    return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+
+
+def as_shape_list(input_shape) -> list:
+    """The shape counterpart of ``as_tensor_list`` for ``build``/``compute_output_shape``."""
+    if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(input_shape[0], (list, tuple)) or \
+            isinstance(input_shape, (list, tuple)) and input_shape and hasattr(input_shape[0], "rank"):
+        return list(input_shape)
+    return [input_shape]

@@ -2,6 +2,8 @@
 
 import tensorflow as tf
 
+from tfctr.layers._validation import as_shape_list, as_tensor_list
+
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")
 class DenseBlock(tf.keras.layers.Layer):
@@ -13,7 +15,8 @@ class DenseBlock(tf.keras.layers.Layer):
     """
 
     def call(self, inputs):
-        return tf.stack([tf.reshape(tf.cast(x, self.compute_dtype), [-1]) for x in inputs], axis=1)
+        return tf.stack([tf.reshape(tf.cast(x, self.compute_dtype), [-1]) for x in as_tensor_list(inputs)], axis=1)
 
     def compute_output_shape(self, input_shape):
-        return tf.TensorShape([input_shape[0][0], len(input_shape)])
+        shapes = as_shape_list(input_shape)
+        return tf.TensorShape([tf.TensorShape(shapes[0])[0], len(shapes)])

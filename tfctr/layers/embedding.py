@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from tfctr.layers._validation import choice, positive_int, positive_int_list
+from tfctr.layers._validation import as_shape_list, as_tensor_list, choice, positive_int, positive_int_list
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")
@@ -62,6 +62,7 @@ class FieldEmbedding(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
+        inputs = as_tensor_list(inputs)
         if len(inputs) != len(self.vocabulary_sizes):
             raise ValueError(f"FieldEmbedding expects {len(self.vocabulary_sizes)} id tensors, got {len(inputs)}")
         parts = []
@@ -83,7 +84,7 @@ class FieldEmbedding(tf.keras.layers.Layer):
         return stacked
 
     def compute_output_shape(self, input_shape):
-        batch = input_shape[0][0]
+        batch = tf.TensorShape(as_shape_list(input_shape)[0])[0]
         return tf.TensorShape([batch, len(self.vocabulary_sizes), self.embedding_dim])
 
     def get_config(self):

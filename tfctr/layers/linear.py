@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from tfctr.layers._validation import as_shape_list, as_tensor_list
 from tfctr.layers.embedding import FieldEmbedding
 
 
@@ -41,6 +42,7 @@ class LinearLogit(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
+        inputs = as_tensor_list(inputs)
         n_fields = len(self.weights_by_id.vocabulary_sizes)
         expected = n_fields + (1 if self.num_dense else 0)
         if len(inputs) != expected:
@@ -52,7 +54,7 @@ class LinearLogit(tf.keras.layers.Layer):
         return logit
 
     def compute_output_shape(self, input_shape):
-        return tf.TensorShape([input_shape[0][0], 1])
+        return tf.TensorShape([tf.TensorShape(as_shape_list(input_shape)[0])[0], 1])
 
     def get_config(self):
         config = super().get_config()

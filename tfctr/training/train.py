@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,7 @@ def train(
     oracle_column: str | None = TRUE_CTR_COLUMN,
     hyper_params: dict | None = None,
     shuffle_buffer: int = 262_144,
+    callbacks: list | None = None,
     verbose: int = 1,
 ) -> TrainResult:
     """Trains model ``model`` on Parquet data and writes the run directory ``out``.
@@ -101,6 +103,7 @@ def train(
             when present it is excluded from the features and its AUC/logloss are reported as the Bayes-optimal
             reference.
         hyper_params: further hyper-parameters of the model builder.
+        callbacks: extra Keras callbacks for ``fit`` (run after the backup of each epoch).
     """
     set_seed(seed)
     run_dir = Path(out)
@@ -131,8 +134,9 @@ def train(
                                          restore_best_weights=True),
         tf.keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch"),
         throughput,
-    ]
+    ] + list(callbacks or [])
     history = net.fit(train_data, validation_data=valid_data, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)  # finished: nothing left to resume
 
     metrics = {"valid": exact_metrics(net, valid, spec, oracle_column)}
     if test is not None:
