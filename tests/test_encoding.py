@@ -66,3 +66,14 @@ def test_raw_encoder_names_missing_inputs(small_spec):
 
     with pytest.raises(ValueError, match="lacks features"):
         RawFeatureEncoder(small_spec)({"C1": tf.constant(["a"])})
+
+
+def test_raw_feature_encoder_through_the_layer_harness(small_data, small_spec):
+    from layer_test_case import check_layer
+
+    table = pq.read_table(small_data["valid"]).slice(0, 300)
+    raw = {k: tf.constant(v) for k, v in arrow_to_serving(table, small_spec).items()}
+    batch = table.to_batches()[0]
+    check_layer(RawFeatureEncoder, {"spec": small_spec}, raw,
+                numpy_reference=lambda layer, _: ArrowEncoder(small_spec).encode(batch), atol=0, rtol=0,
+                weight_shapes={})

@@ -57,3 +57,9 @@ def test_low_rank_cross_network_shapes_and_roundtrip():
     layer, _ = check_layer(CrossNetwork, dict(num_layers=2, kind="matrix", projection_dim=2), x0,
                            numpy_reference=_cross_network_reference, atol=1e-4)
     assert sorted(tuple(w.shape) for w in layer.weights) == sorted([(6, 2), (2, 6), (6,)] * 2)
+
+
+def test_matrix_cross_golden_with_ones():
+    layer = CrossNetwork(num_layers=2, kind="matrix", kernel_initializer="ones")
+    # layer 1: [1, 2] * ([1, 2] @ ones + 0) + [1, 2] = [4, 8]; layer 2: [1, 2] * (12, 12) + [4, 8] = [16, 32]
+    np.testing.assert_allclose(layer(tf.constant([[1.0, 2.0]])).numpy(), [[16.0, 32.0]])

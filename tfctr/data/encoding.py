@@ -70,8 +70,10 @@ class ArrowEncoder:
         if feature.transform == "standardize":
             out = (values - feature.mean) / feature.std
             return np.where(np.isnan(values), 0.0, out).astype(np.float32)
-        ids = 1 + np.searchsorted(self._boundaries[feature.name], values, side="right")
-        return np.where(np.isnan(values), 0, ids).astype(np.int32)
+        ids = np.searchsorted(self._boundaries[feature.name], values, side="right").astype(np.int32)
+        ids += 1
+        ids[np.isnan(values)] = 0
+        return ids
 
     def _encode_tokens(self, feature: CategoricalFeature, values: pa.Array) -> np.ndarray:
         if feature.hash_bins is not None:
@@ -80,8 +82,9 @@ class ArrowEncoder:
                 encoded.dictionary.to_numpy(zero_copy_only=False).astype(object), feature.hash_bins
             ).numpy()
             return bins[encoded.indices.to_numpy(zero_copy_only=False)].astype(np.int32)
-        index = pc.index_in(values, value_set=self._value_sets[feature.name])
-        return pc.fill_null(pc.add(index, 1), 0).to_numpy(zero_copy_only=False).astype(np.int32)
+        index = pc.fill_null(pc.index_in(values, value_set=self._value_sets[feature.name]), -1)
+        ids = index.to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
+        return ids + 1  # not found (-1) -> OOV id 0
 
     def _encode_list(self, feature: ListFeature, column: pa.Array) -> np.ndarray:
         lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy(zero_copy_only=False)

@@ -1,0 +1,57 @@
+"""Shared helpers of the benchmarks: cached synthetic data, machine description, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tfctr  # noqa: E402,F401
+from tfctr.data.synthetic import SyntheticConfig, write_synthetic  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS = BENCH_DIR / "results"
+DATA = BENCH_DIR / ".data"
+ADULT = BENCH_DIR.parent.parent / "shared" / "data" / "adult"
+CRITEO_LIKE = SyntheticConfig(n_categorical=26, n_numeric=13, vocabulary_size=1000, seed=0)
+
+
+def synthetic(name: str, n_train: int, n_valid: int = 20_000, n_test: int = 20_000,
+              config: SyntheticConfig = CRITEO_LIKE) -> dict:
+    """Synthetic splits cached under bench/.data/<name> (regenerated when missing)."""
+    out = DATA / name
+    paths = {s: str(out / f"{s}.parquet") for s in ("train", "valid", "test")}
+    if not all(Path(p).exists() for p in paths.values()):
+        paths = write_synthetic(out, n_train, n_valid, n_test, config)
+    return paths
+
+
+def machine() -> dict:
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "tensorflow": tf.__version__, "gpus": len(tf.config.list_physical_devices("GPU"))}
+
+
+def write_result(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    record = {"command": " ".join([Path(sys.executable).name] + sys.argv), "machine": machine(),
+              "date": time.strftime("%Y-%m-%d %H:%M:%S"), **payload}
+    path.write_text(json.dumps(record, indent=1))
+    print(f"wrote {path}")
+    return path

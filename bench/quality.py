@@ -1,0 +1,60 @@
+"""Test AUC/logloss per model, mean ± std over seeds, on synthetic data (next to the Bayes-optimal reference of
+the same rows) and on UCI Adult (../shared/data/adult) when it is present.
+
+    python bench/quality.py [--models lr wdl deepfm dcn dcnv2] [--seeds 0 1 2] [--rows 200000]
+"""
+
+import argparse
+import tempfile
+
+import numpy as np
+from common import ADULT, synthetic, write_result
+
+from tfctr.training import train
+
+
+def run(paths, name, seeds, epochs, batch_size, learning_rate):
+    per_seed = []
+    for seed in seeds:
+        with tempfile.TemporaryDirectory() as out:
+            result = train(paths["train"], paths["valid"], out, model=name, test=paths["test"], epochs=epochs,
+                           batch_size=batch_size, learning_rate=learning_rate, seed=seed, verbose=0)
+        per_seed.append(result.metrics)
+    aucs = [m["test"]["model"]["auc"] for m in per_seed]
+    losses = [m["test"]["model"]["logloss"] for m in per_seed]
+    summary = {"auc_mean": float(np.mean(aucs)), "auc_std": float(np.std(aucs)),
+               "logloss_mean": float(np.mean(losses)), "logloss_std": float(np.std(losses)),
+               "seeds": list(seeds), "per_seed": per_seed}
+    if "bayes_optimal" in per_seed[0]["test"]:
+        summary["bayes_optimal"] = per_seed[0]["test"]["bayes_optimal"]
+    print(f"{name:8s} AUC {summary['auc_mean']:.4f} ± {summary['auc_std']:.4f}  "
+          f"logloss {summary['logloss_mean']:.4f} ± {summary['logloss_std']:.4f}")
+    return summary
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", nargs="*", default=["lr", "wdl", "deepfm", "dcn", "dcnv2"])
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--epochs", type=int, default=5)
+    args = parser.parse_args()
+    datasets = {"synthetic": synthetic(f"criteo_like_{args.rows}", args.rows)}
+    if ADULT.exists():
+        datasets["adult"] = {s: str(ADULT / f"{s}.parquet") for s in ("train", "valid", "test")}
+    else:
+        print(f"{ADULT} not found: adult skipped")
+    results = {}
+    for data_name, paths in datasets.items():
+        print(f"== {data_name}")
+        batch_size = 1024 if data_name == "synthetic" else 256
+        results[data_name] = {name: run(paths, name, args.seeds, args.epochs, batch_size, 1e-3)
+                              for name in args.models}
+        bayes = next(iter(results[data_name].values())).get("bayes_optimal")
+        if bayes:
+            print(f"Bayes-optimal AUC {bayes['auc']:.4f} logloss {bayes['logloss']:.4f}")
+    write_result("quality", {"epochs": args.epochs, "rows": args.rows, "datasets": results})
+
+
+if __name__ == "__main__":
+    main()
