@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -19,9 +20,11 @@ from tfctr.training.train import predict_split
 ENV = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
+TFCTR = Path(sys.executable).parent / "tfctr"  # the console script installed by setup.py
+
+
 def _tfctr(*args):
-    return subprocess.run([sys.executable, "-m", "tfctr.cli", *args], env=ENV, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run([str(TFCTR), *args], env=ENV, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
