@@ -2,15 +2,21 @@
 the same rows) and on UCI Adult (../shared/data/adult) when it is present.
 
     python bench/quality.py [--models lr wdl deepfm dcn dcnv2] [--seeds 0 1 2] [--rows 200000]
+                            [--vocabulary-size 100]
 """
 
 import argparse
+import dataclasses
 import tempfile
 
 import numpy as np
-from common import ADULT, synthetic, write_result
+from common import ADULT, CRITEO_LIKE, synthetic, write_result
 
 from tfctr.training import train
+
+# Adam learning rates: 1e-3 for embedding models; LR starts from zero weights and has one weight per value, so
+# it needs a larger step to converge in a few epochs.
+LEARNING_RATES = {"lr": 1e-2}
 
 
 def run(paths, name, seeds, epochs, batch_size, learning_rate):
@@ -38,8 +44,12 @@ def main():
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--vocabulary-size", type=int, default=100,
+                        help="values per synthetic categorical field (more = sparser, harder)")
     args = parser.parse_args()
-    datasets = {"synthetic": synthetic(f"criteo_like_{args.rows}", args.rows)}
+    config = dataclasses.replace(CRITEO_LIKE, vocabulary_size=args.vocabulary_size)
+    name = f"criteo_like_v{args.vocabulary_size}_{args.rows}"
+    datasets = {f"synthetic_v{args.vocabulary_size}": synthetic(name, args.rows, config=config)}
     if ADULT.exists():
         datasets["adult"] = {s: str(ADULT / f"{s}.parquet") for s in ("train", "valid", "test")}
     else:
@@ -47,13 +57,16 @@ def main():
     results = {}
     for data_name, paths in datasets.items():
         print(f"== {data_name}")
-        batch_size = 1024 if data_name == "synthetic" else 256
-        results[data_name] = {name: run(paths, name, args.seeds, args.epochs, batch_size, 1e-3)
-                              for name in args.models}
+        batch_size = 256 if data_name == "adult" else 1024
+        results[data_name] = {
+            name: run(paths, name, args.seeds, args.epochs, batch_size, LEARNING_RATES.get(name, 1e-3))
+            for name in args.models
+        }
         bayes = next(iter(results[data_name].values())).get("bayes_optimal")
         if bayes:
             print(f"Bayes-optimal AUC {bayes['auc']:.4f} logloss {bayes['logloss']:.4f}")
-    write_result("quality", {"epochs": args.epochs, "rows": args.rows, "datasets": results})
+    write_result(f"quality_v{args.vocabulary_size}", {"epochs": args.epochs, "rows": args.rows,
+                                                      "vocabulary_size": args.vocabulary_size, "datasets": results})
 
 
 if __name__ == "__main__":

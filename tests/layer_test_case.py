@@ -9,7 +9,8 @@
 4. ``from_config`` rebuilds a layer that, given the same weights, returns identical outputs;
 5. a functional model around the layer survives SavedModel (TF format) and ``.keras`` round trips with
    identical outputs;
-6. each invalid argument set raises ``ValueError`` (or ``TypeError``).
+6. each invalid argument set raises ``ValueError`` (or ``TypeError``);
+7. every trainable weight receives a non-zero gradient from a random projection of the output.
 """
 
 from __future__ import annotations
@@ -120,4 +121,21 @@ def check_layer(
     for bad in invalid_kwargs:
         with pytest.raises((ValueError, TypeError)):
             layer_cls(**{**init_kwargs, **bad})
+    _check_gradients(layer, inputs, call_kwargs)
     return layer, output
+
+
+def _check_gradients(layer, inputs, call_kwargs):
+    with tf.GradientTape() as tape:
+        outputs = layer(inputs, training=True, **call_kwargs) if "training" in inspect.signature(
+            layer.call).parameters else layer(inputs, **call_kwargs)
+        leaves = [t for t in tf.nest.flatten(outputs) if t.dtype.is_floating]
+        loss = sum(tf.reduce_sum(t * tf.random.stateless_normal(tf.shape(t), seed=[1, i]))
+                   for i, t in enumerate(leaves))
+    if not layer.trainable_weights:
+        return
+    gradients = tape.gradient(loss, layer.trainable_weights)
+    for weight, gradient in zip(layer.trainable_weights, gradients):
+        assert gradient is not None, f"{weight.name} receives no gradient"
+        values = tf.convert_to_tensor(gradient)
+        assert float(tf.reduce_max(tf.abs(values))) > 0, f"{weight.name} receives a zero gradient"

@@ -1,10 +1,20 @@
-"""Keras layers of tfctr. Layers know tensors, never features or files."""
+"""Keras layers of tfctr, one module per family. Layers know tensors, never features or files."""
 
-from tfctr.layers.cross import CrossNetwork, VectorCross
+from tfctr.layers.attention import FieldSelfAttention, InstanceNormalization
+from tfctr.layers.cin import CompressedInteraction
+from tfctr.layers.cross import CrossNetwork, MixtureCross, VectorCross
 from tfctr.layers.dense_block import DenseBlock
 from tfctr.layers.embedding import FieldEmbedding
-from tfctr.layers.interaction import FMInteraction
+from tfctr.layers.experts import ConvExpert, CrossExpert, GatedDenseExpert, PINExpert, SelfAttentionExpert
+from tfctr.layers.interaction import BilinearInteraction, FMInteraction, InnerProduct, SENet
 from tfctr.layers.linear import LinearLogit
 from tfctr.layers.mlp import MLP
+from tfctr.layers.pin import PolynomialInteraction
+from tfctr.layers.slots import SlotDense, SubspaceSplit
 
-__all__ = ["CrossNetwork", "DenseBlock", "FMInteraction", "FieldEmbedding", "LinearLogit", "MLP", "VectorCross"]
+__all__ = [
+    "BilinearInteraction", "CompressedInteraction", "ConvExpert", "CrossExpert", "CrossNetwork", "DenseBlock",
+    "FMInteraction", "FieldEmbedding", "FieldSelfAttention", "GatedDenseExpert", "InnerProduct",
+    "InstanceNormalization", "LinearLogit", "MLP", "MixtureCross", "PINExpert", "PolynomialInteraction",
+    "SENet", "SelfAttentionExpert", "SlotDense", "SubspaceSplit", "VectorCross",
+]

@@ -1,4 +1,6 @@
-"""Argument checks shared by tfctr layers, raising errors that name the argument."""
+"""Helpers shared by tfctr layers: argument checks that name the argument, input lists, initialisers."""
+
+import tensorflow as tf
 
 
 def positive_int(layer: str, name: str, value) -> int:
@@ -37,3 +39,9 @@ def as_shape_list(input_shape) -> list:
             isinstance(input_shape, (list, tuple)) and input_shape and hasattr(input_shape[0], "rank"):
         return list(input_shape)
     return [input_shape]
+
+
+def fresh(initializer):
+    """A new instance of an initialiser, so that several weights drawn from it differ (Keras reuses the values
+    of an unseeded initialiser instance that is called twice)."""
+    return tf.keras.initializers.get(tf.keras.initializers.serialize(initializer))

@@ -3,7 +3,7 @@
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tfctr.layers._validation import choice, positive_int
+from tfctr.layers._validation import choice, fresh, positive_int
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")
@@ -54,19 +54,85 @@ class VectorCross(tf.keras.layers.Layer):
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")
+class MixtureCross(tf.keras.layers.Layer):
+    """One DCN-Mix layer (Wang et al. 2021, eq. 3): a gated mixture of K low-rank cross experts,
+
+        x_{l+1} = Σ_i G_i(x_l) · x_0 ⊙ (U_i g(C_i g(V_i^T x_l)) + b) + x_l,
+
+    with V_i ∈ R^{d×r}, C_i ∈ R^{r×r}, U_i ∈ R^{r×d}, a shared bias b, g = ``activation`` and gates
+    ``G = softmax_i(x_l · w_i)``.
+
+    Input: ``(x0, x)`` or ``x0`` alone, each ``[B, d]``. Output ``[B, d]``.
+
+    Args:
+        num_experts: K (default 4).
+        projection_dim: r (default 32).
+        activation: g (default ``"tanh"``).
+        kernel_initializer: initialiser of U, C, V and the gates (default ``"glorot_uniform"``).
+        kernel_regularizer: optional regulariser of U, C, V.
+    """
+
+    def __init__(self, num_experts=4, projection_dim=32, activation="tanh", kernel_initializer="glorot_uniform",
+                 kernel_regularizer=None, **kwargs):
+        super().__init__(**kwargs)
+        self.num_experts = positive_int("MixtureCross", "num_experts", num_experts)
+        self.projection_dim = positive_int("MixtureCross", "projection_dim", projection_dim)
+        self.activation = tf.keras.activations.get(activation)
+        self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
+
+    def build(self, input_shape):
+        x0_shape = input_shape[0] if isinstance(input_shape, (list, tuple)) and \
+            isinstance(input_shape[0], (list, tuple, tf.TensorShape)) else input_shape
+        d, k, r = int(tf.TensorShape(x0_shape)[-1]), self.num_experts, self.projection_dim
+        self.v = self.add_weight(name="v", shape=(k, d, r), initializer=fresh(self.kernel_initializer),
+                                 regularizer=self.kernel_regularizer)
+        self.c = self.add_weight(name="c", shape=(k, r, r), initializer=fresh(self.kernel_initializer),
+                                 regularizer=self.kernel_regularizer)
+        self.u = self.add_weight(name="u", shape=(k, r, d), initializer=fresh(self.kernel_initializer),
+                                 regularizer=self.kernel_regularizer)
+        self.gate = self.add_weight(name="gate", shape=(d, k), initializer=fresh(self.kernel_initializer))
+        self.bias = self.add_weight(name="bias", shape=(d,), initializer="zeros")
+        super().build(input_shape)
+
+    def call(self, inputs):
+        x0, x = inputs if isinstance(inputs, (list, tuple)) else (inputs, inputs)
+        low = self.activation(tf.einsum("bd,kdr->bkr", x, self.v))
+        low = self.activation(tf.einsum("bkr,krs->bks", low, self.c))
+        experts = x0[:, None, :] * (tf.einsum("bkr,krd->bkd", low, self.u) + self.bias)  # [B, K, d]
+        gates = tf.nn.softmax(tf.matmul(x, self.gate), axis=-1)  # [B, K]
+        return tf.einsum("bk,bkd->bd", gates, experts) + x
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape(input_shape[0] if isinstance(input_shape, (list, tuple)) else input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_experts=self.num_experts, projection_dim=self.projection_dim,
+            activation=tf.keras.activations.serialize(self.activation),
+            kernel_initializer=tf.keras.initializers.serialize(self.kernel_initializer),
+            kernel_regularizer=tf.keras.regularizers.serialize(self.kernel_regularizer),
+        )
+        return config
+
+
+@tf.keras.utils.register_keras_serializable(package="tfctr")
 class CrossNetwork(tf.keras.layers.Layer):
     """A stack of ``num_layers`` cross layers over ``x0``: ``x_{l+1} = cross(x_0, x_l)``, returning ``x_L``.
 
     ``kind="vector"`` is DCN's ``VectorCross``; ``kind="matrix"`` is DCN-V2 (Wang et al. 2021, eq. 1)
     ``x_{l+1} = x_0 ⊙ (W_l x_l + b_l) + x_l`` from ``tfrs.layers.dcn.Cross``, full rank, or low rank
-    ``W_l = U_l V_l`` with ``projection_dim`` = r.
+    ``W_l = U_l V_l`` with ``projection_dim`` = r; ``kind="mix"`` is DCN-Mix (``MixtureCross``, ``num_experts``
+    low-rank experts of rank ``projection_dim``, default 32).
 
     Input ``[B, d]``, output ``[B, d]``.
 
     Args:
         num_layers: number of cross layers (default 3).
-        kind: ``"matrix"`` (default) or ``"vector"``.
-        projection_dim: rank r of a low-rank matrix cross (``None`` = full rank; matrix only).
+        kind: ``"matrix"`` (default), ``"vector"`` or ``"mix"``.
+        projection_dim: rank r of a low-rank matrix cross (``None`` = full rank) or of the mixture experts.
+        num_experts: experts per layer of ``kind="mix"`` (default 4).
         kernel_initializer: initialiser of the cross kernels (default ``"glorot_uniform"``).
         kernel_regularizer: optional regulariser of the cross kernels.
 
@@ -75,26 +141,31 @@ class CrossNetwork(tf.keras.layers.Layer):
         TensorShape([4, 6])
     """
 
-    def __init__(self, num_layers=3, kind="matrix", projection_dim=None, kernel_initializer="glorot_uniform",
-                 kernel_regularizer=None, **kwargs):
+    def __init__(self, num_layers=3, kind="matrix", projection_dim=None, num_experts=4,
+                 kernel_initializer="glorot_uniform", kernel_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         self.num_layers = positive_int("CrossNetwork", "num_layers", num_layers)
-        self.kind = choice("CrossNetwork", "kind", kind, {"matrix", "vector"})
+        self.kind = choice("CrossNetwork", "kind", kind, {"matrix", "vector", "mix"})
+        self.num_experts = positive_int("CrossNetwork", "num_experts", num_experts)
         if projection_dim is not None:
             positive_int("CrossNetwork", "projection_dim", projection_dim)
             if kind == "vector":
-                raise ValueError("CrossNetwork: projection_dim applies to kind='matrix' only")
+                raise ValueError("CrossNetwork: projection_dim applies to kind='matrix' or 'mix'")
         self.projection_dim = projection_dim
         self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
+        initializer = tf.keras.initializers.serialize(self.kernel_initializer)
         if self.kind == "vector":
-            initializer = tf.keras.initializers.serialize(self.kernel_initializer)
             self.cross_layers = [VectorCross(initializer, self.kernel_regularizer, name=f"cross_{i}")
+                                 for i in range(self.num_layers)]
+        elif self.kind == "mix":
+            self.cross_layers = [MixtureCross(self.num_experts, projection_dim or 32, kernel_initializer=initializer,
+                                              kernel_regularizer=self.kernel_regularizer, name=f"cross_{i}")
                                  for i in range(self.num_layers)]
         else:
             self.cross_layers = [
                 tfrs.layers.dcn.Cross(projection_dim=projection_dim,
-                                      kernel_initializer=tf.keras.initializers.serialize(self.kernel_initializer),
+                                      kernel_initializer=initializer,
                                       kernel_regularizer=self.kernel_regularizer, name=f"cross_{i}")
                 for i in range(self.num_layers)
             ]
@@ -102,7 +173,7 @@ class CrossNetwork(tf.keras.layers.Layer):
     def call(self, inputs):
         x = inputs
         for layer in self.cross_layers:
-            x = layer((inputs, x)) if self.kind == "vector" else layer(inputs, x)
+            x = layer(inputs, x) if self.kind == "matrix" else layer((inputs, x))
         return x
 
     def compute_output_shape(self, input_shape):
@@ -114,6 +185,7 @@ class CrossNetwork(tf.keras.layers.Layer):
             num_layers=self.num_layers,
             kind=self.kind,
             projection_dim=self.projection_dim,
+            num_experts=self.num_experts,
             kernel_initializer=tf.keras.initializers.serialize(self.kernel_initializer),
             kernel_regularizer=tf.keras.regularizers.serialize(self.kernel_regularizer),
         )

@@ -1,6 +1,9 @@
-"""Pairwise interactions of field embeddings."""
+"""Pairwise interactions of field embeddings: FM, PNN's inner product, FiBiNET's SENet and bilinear layers."""
 
+import numpy as np
 import tensorflow as tf
+
+from tfctr.layers._validation import choice, fresh, positive_int
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")
@@ -23,3 +26,115 @@ class FMInteraction(tf.keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return tf.TensorShape([input_shape[0], 1])
+
+
+def _pairs(fields: int):
+    """Row and column indices of the F(F-1)/2 field pairs i < j, in row-major order."""
+    rows, cols = np.triu_indices(fields, k=1)
+    return rows.tolist(), cols.tolist()
+
+
+@tf.keras.utils.register_keras_serializable(package="tfctr")
+class InnerProduct(tf.keras.layers.Layer):
+    """Pairwise inner products of field embeddings (PNN's product layer, Qu et al. 2016, IPNN):
+    ``p_ij = <e_i, e_j>`` for i < j in row-major order.
+
+    Input ``[B, F, D]``, output ``[B, F(F-1)/2]``.
+
+    Example:
+        >>> InnerProduct()(tf.ones([2, 4, 3])).shape
+        TensorShape([2, 6])
+    """
+
+    def call(self, inputs):
+        rows, cols = _pairs(inputs.shape[1])
+        return tf.reduce_sum(tf.gather(inputs, rows, axis=1) * tf.gather(inputs, cols, axis=1), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        fields = int(input_shape[1])
+        return tf.TensorShape([input_shape[0], fields * (fields - 1) // 2])
+
+
+@tf.keras.utils.register_keras_serializable(package="tfctr")
+class SENet(tf.keras.layers.Layer):
+    """FiBiNET's squeeze-excitation over fields (Huang et al. 2019, eqs. 3-5):
+    ``z_f = mean_d E[:, f, d]``, ``a = ReLU(W_2 ReLU(W_1 z))``, output ``E[:, f, :] · a_f``.
+
+    Input and output ``[B, F, D]``.
+
+    Args:
+        reduction_ratio: W_1 maps F to max(1, F // r) (default 3).
+        kernel_initializer: initialiser of W_1, W_2 (default ``"glorot_uniform"``).
+    """
+
+    def __init__(self, reduction_ratio=3, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.reduction_ratio = positive_int("SENet", "reduction_ratio", reduction_ratio)
+        self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        fields = int(input_shape[1])
+        hidden = max(1, fields // self.reduction_ratio)
+        self.squeeze = self.add_weight(name="squeeze", shape=(fields, hidden),
+                                       initializer=fresh(self.kernel_initializer))
+        self.excite = self.add_weight(name="excite", shape=(hidden, fields), initializer=fresh(self.kernel_initializer))
+        super().build(input_shape)
+
+    def call(self, inputs):
+        z = tf.reduce_mean(inputs, axis=-1)
+        weights = tf.nn.relu(tf.matmul(tf.nn.relu(tf.matmul(z, self.squeeze)), self.excite))
+        return inputs * weights[:, :, None]
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(reduction_ratio=self.reduction_ratio,
+                      kernel_initializer=tf.keras.initializers.serialize(self.kernel_initializer))
+        return config
+
+
+@tf.keras.utils.register_keras_serializable(package="tfctr")
+class BilinearInteraction(tf.keras.layers.Layer):
+    """FiBiNET's bilinear interaction (Huang et al. 2019, eqs. 6-8): ``p_ij = (e_i W) ⊙ e_j`` for i < j, with one
+    W ∈ R^{D×D} shared by all pairs (``"field_all"``), one per field i (``"field_each"``) or one per pair
+    (``"field_interaction"``).
+
+    Input ``[B, F, D]``, output ``[B, F(F-1)/2, D]``.
+
+    Args:
+        bilinear_type: ``"field_all"`` (default), ``"field_each"`` or ``"field_interaction"``.
+        kernel_initializer: initialiser of the W (default ``"glorot_uniform"``).
+    """
+
+    def __init__(self, bilinear_type="field_all", kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.bilinear_type = choice("BilinearInteraction", "bilinear_type", bilinear_type,
+                                    {"field_all", "field_each", "field_interaction"})
+        self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
+
+    def build(self, input_shape):
+        fields, dim = int(input_shape[1]), int(input_shape[2])
+        count = {"field_all": 1, "field_each": fields, "field_interaction": fields * (fields - 1) // 2}
+        self.kernel = self.add_weight(name="kernel", shape=(count[self.bilinear_type], dim, dim),
+                                      initializer=fresh(self.kernel_initializer))
+        super().build(input_shape)
+
+    def call(self, inputs):
+        rows, cols = _pairs(inputs.shape[1])
+        left, right = tf.gather(inputs, rows, axis=1), tf.gather(inputs, cols, axis=1)  # [B, P, D]
+        if self.bilinear_type == "field_all":
+            projected = tf.einsum("bpd,de->bpe", left, self.kernel[0])
+        elif self.bilinear_type == "field_each":
+            projected = tf.einsum("bpd,pde->bpe", left, tf.gather(self.kernel, rows))
+        else:
+            projected = tf.einsum("bpd,pde->bpe", left, self.kernel)
+        return projected * right
+
+    def compute_output_shape(self, input_shape):
+        fields = int(input_shape[1])
+        return tf.TensorShape([input_shape[0], fields * (fields - 1) // 2, input_shape[2]])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(bilinear_type=self.bilinear_type,
+                      kernel_initializer=tf.keras.initializers.serialize(self.kernel_initializer))
+        return config
