@@ -38,6 +38,8 @@ def test_dcnv2_structures_and_low_rank(small_spec):
     stacked = models.build("dcnv2", small_spec, hidden_units=[8], embedding_dim=4)
     parallel = models.build("dcnv2", small_spec, hidden_units=[8], embedding_dim=4, structure="parallel")
     low_rank = models.build("dcnv2", small_spec, hidden_units=[8], embedding_dim=4, projection_dim=2)
+    mix = models.build("dcnv2", small_spec, hidden_units=[8], embedding_dim=4, projection_dim=2, mixture_experts=3)
+    assert [type(layer).__name__ for layer in mix.get_layer("cross").cross_layers] == ["MixtureCross"] * 3
     assert "cross_and_deep" in [layer.name for layer in parallel.layers]
     assert "cross_and_deep" not in [layer.name for layer in stacked.layers]
     assert low_rank.get_layer("cross").count_params() < stacked.get_layer("cross").count_params()

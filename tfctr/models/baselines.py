@@ -39,12 +39,13 @@ def deepfm(spec, embedding_dim=16, hidden_units=(256, 128), dropout=0.0, batch_n
 
 
 def _cross_model(spec, name, kind, embedding_dim, num_cross_layers, projection_dim, hidden_units, structure,
-                 dropout, batch_norm, l2_embedding):
+                 dropout, batch_norm, l2_embedding, num_experts=4):
     choice(name, "structure", structure, {"stacked", "parallel"})
     inputs = model_inputs(spec)
     fields, dense = embed_fields(spec, inputs, embedding_dim, l2_embedding)
     x0 = flat_input(fields, dense)
-    cross = CrossNetwork(num_cross_layers, kind=kind, projection_dim=projection_dim, name="cross")(x0)
+    cross = CrossNetwork(num_cross_layers, kind=kind, projection_dim=projection_dim, num_experts=num_experts,
+                         name="cross")(x0)
     if structure == "stacked":
         top = MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, name="mlp")(cross) if hidden_units else cross
     else:
@@ -64,9 +65,11 @@ def dcn(spec, embedding_dim=16, num_cross_layers=3, hidden_units=(256, 128), dro
 
 
 @register("dcnv2")
-def dcnv2(spec, embedding_dim=16, num_cross_layers=3, projection_dim=None, hidden_units=(256, 128),
-          structure="stacked", dropout=0.0, batch_norm=False, l2_embedding=0.0):
-    """DCN-V2 (Wang et al. 2021): matrix cross network (full rank, or low rank with ``projection_dim``), then an
-    MLP (``structure="stacked"``) or beside it (``"parallel"``), then a logit."""
-    return _cross_model(spec, "dcnv2", "matrix", embedding_dim, num_cross_layers, projection_dim, hidden_units,
-                        structure, dropout, batch_norm, l2_embedding)
+def dcnv2(spec, embedding_dim=16, num_cross_layers=3, projection_dim=None, mixture_experts=None,
+          hidden_units=(256, 128), structure="stacked", dropout=0.0, batch_norm=False, l2_embedding=0.0):
+    """DCN-V2 (Wang et al. 2021): matrix cross network (full rank, or low rank with ``projection_dim``; DCN-Mix
+    with ``mixture_experts`` low-rank experts per layer), then an MLP (``structure="stacked"``) or beside it
+    (``"parallel"``), then a logit."""
+    kind = "matrix" if mixture_experts is None else "mix"
+    return _cross_model(spec, "dcnv2", kind, embedding_dim, num_cross_layers, projection_dim, hidden_units,
+                        structure, dropout, batch_norm, l2_embedding, num_experts=mixture_experts or 4)
