@@ -57,4 +57,5 @@ def test_teacher_beats_logistic_regression(name, interaction_data, lr_logloss, t
     np.testing.assert_allclose(1 / (1 + np.exp(-logits)), predict_split(model, paths["test"], spec), atol=1e-6)
     model.save(tmp_path / "teacher.keras")
     again = tf.keras.models.load_model(tmp_path / "teacher.keras")
-    np.testing.assert_array_equal(predict_split(again, paths["valid"], spec), predict_split(model, paths["valid"], spec))
+    np.testing.assert_array_equal(predict_split(again, paths["valid"], spec),
+                                  predict_split(model, paths["valid"], spec))

@@ -1,9 +1,16 @@
 import numpy as np
 import tensorflow as tf
-from layer_test_case import check_layer
 
-from tfctr.layers import (BilinearInteraction, CompressedInteraction, CrossNetwork, FieldSelfAttention,
-                          InnerProduct, MixtureCross, SENet)
+from layer_test_case import check_layer
+from tfctr.layers import (
+    BilinearInteraction,
+    CompressedInteraction,
+    CrossNetwork,
+    FieldSelfAttention,
+    InnerProduct,
+    MixtureCross,
+    SENet,
+)
 
 B, F, D = 3, 4, 5
 E = tf.random.stateless_normal([B, F, D], seed=[7, 0])
