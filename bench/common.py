@@ -18,7 +18,8 @@ from tfctr.data.synthetic import SyntheticConfig, write_synthetic  # noqa: E402
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS = BENCH_DIR / "results"
 DATA = BENCH_DIR / ".data"
-ADULT = BENCH_DIR.parent.parent / "shared" / "data" / "adult"
+# UCI Adult beside the checkout (../shared/data/adult), or where TFCTR_ADULT_DIR points
+ADULT = Path(os.environ.get("TFCTR_ADULT_DIR", BENCH_DIR.parent.parent / "shared" / "data" / "adult"))
 CRITEO_LIKE = SyntheticConfig(n_categorical=26, n_numeric=13, vocabulary_size=1000, seed=0)
 
 
