@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: test demo lint bench clean
+.PHONY: test demo bench bench-deepctr-venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,10 +26,18 @@ test: $(VENV)/.installed-test
 demo: $(VENV)/.installed-test
 	$(BIN)/tfctr demo --out demo_out
 
-bench: $(VENV)/.installed-bench
-	$(BIN)/python bench/pipeline.py
+bench/.venv-deepctr/bin/python:
+	$(PYTHON) -m venv bench/.venv-deepctr
+	bench/.venv-deepctr/bin/pip install --quiet "tensorflow==2.21.*" "tf-keras==2.21.*" deepctr
+
+bench-deepctr-venv: bench/.venv-deepctr/bin/python
+
+# one benchmark at a time: they share the 2 cores
+bench: $(VENV)/.installed-bench bench-deepctr-venv
 	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/quality.py --vocabulary-size 1000
 
 clean:
 	rm -rf demo_out .pytest_cache build *.egg-info

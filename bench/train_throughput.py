@@ -1,81 +1,141 @@
-"""Training throughput per model and the fraction of the machine's matmul peak its FLOPs reach.
+"""Training throughput, FLOP utilisation, peak memory and inference latency per model, tfctr next to DeepCTR.
 
-Batch 4096, embedding 16, Criteo-like data (39 fields). Inputs are encoded once and held in memory so the
-model, not the input pipeline, is measured. Peak = float32 ``tf.matmul`` of 4096x4096 matrices, measured in
-the same run. Model FLOPs per example = forward FLOPs (TensorFlow's profiler on the batch-1 graph) x 3
-(forward + backward, the usual estimate).
+Configuration (issue 3): 1M synthetic Criteo-like rows (39 fields, all embedded), D = 16, batch 4096, Adam 1e-3;
+DNNs 256-128-64; DCNv2 = 3 full-rank cross layers parallel to the DNN; xDeepFM with CIN 32-32 and 128-128;
+AutoInt 3 layers × 2 heads × 8. Inputs are encoded once (``bench/.data/encoded_*.npz``) and fed from memory, so
+the model, not the input pipeline, is measured. Every model runs in its own process (peak RSS is per process),
+one at a time. FLOP utilisation = 3 × forward FLOPs per example × examples/s ÷ the float32 matmul rate measured
+in the same run. DeepCTR runs in ``bench/.venv-deepctr`` (``make bench-deepctr-venv``) when it exists.
 
-    python bench/train_throughput.py [--rows 200000] [--models lr wdl deepfm dcn dcnv2]
+    python bench/train_throughput.py [--models dcnv2 xdeepfm_cin32 ...] [--rows 1000000]
 """
 
 import argparse
-import time
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
-import tensorflow as tf
-from common import synthetic, write_result
+from common import BENCH_DIR, DATA, synthetic, write_result
 
-from tfctr import models
-from tfctr.data import parquet_dataset
-from tfctr.features import FeatureSpec
+HIDDEN = (256, 128, 64)
+# name -> (tfctr model, tfctr hyper-parameters); bench/deepctr_throughput.py has the DeepCTR twin of each
+CONFIGS = {
+    "lr": ("lr", {}),
+    "wdl": ("wdl", {"hidden_units": HIDDEN}),
+    "deepfm": ("deepfm", {"hidden_units": HIDDEN}),
+    "dcn": ("dcn", {"hidden_units": HIDDEN}),
+    "dcnv2": ("dcnv2", {"hidden_units": HIDDEN, "structure": "parallel", "num_cross_layers": 3}),
+    "xdeepfm_cin32": ("xdeepfm", {"hidden_units": HIDDEN, "cin_layer_sizes": (32, 32)}),
+    "xdeepfm_cin128": ("xdeepfm", {"hidden_units": HIDDEN, "cin_layer_sizes": (128, 128)}),
+    "autoint": ("autoint", {"hidden_units": HIDDEN, "attention_layers": 3, "num_heads": 2, "head_dim": 8}),
+    "xdeepint": ("xdeepint", {"hidden_units": HIDDEN}),
+    "fibinet": ("fibinet", {"hidden_units": HIDDEN}),
+    "pnn": ("pnn", {"hidden_units": HIDDEN}),
+}
+DEEPCTR_PYTHON = BENCH_DIR / ".venv-deepctr" / "bin" / "python"
 
 
-def matmul_peak_flops(n=4096, repeats=20) -> float:
-    a = tf.random.normal([n, n])
-    b = tf.random.normal([n, n])
-    product = tf.function(lambda x, y: tf.reduce_sum(tf.matmul(x, y)))
-    product(a, b).numpy()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        product(a, b).numpy()
-    return 2 * n**3 * repeats / (time.perf_counter() - start)
+def encoded_data(rows: int) -> Path:
+    """1M Criteo-like rows encoded to model ids once, shared by tfctr and DeepCTR runs."""
+    path = DATA / f"encoded_criteo_like_{rows}.npz"
+    if not path.exists():
+        from tfctr.data import parquet_dataset
+        from tfctr.features import FeatureSpec
+
+        paths = synthetic(f"criteo_like_{rows}", rows, 1000, 1000)
+        spec = FeatureSpec.infer(paths["train"], exclude=["true_ctr"]).fit(paths["train"])
+        columns, labels = {}, []
+        for x, y in parquet_dataset(paths["train"], spec, 65536):
+            for k, v in x.items():
+                columns.setdefault(k, []).append(v.numpy())
+            labels.append(y.numpy())
+        arrays = {f"x_{k}": np.concatenate(v) for k, v in columns.items()}
+        sizes = np.array([spec[k].vocabulary_size for k in columns])
+        np.savez(path, label=np.concatenate(labels), names=np.array(list(columns)), sizes=sizes, **arrays)
+        (DATA / f"spec_criteo_like_{rows}.json").write_text(spec.to_json())
+    return path
 
 
-def forward_flops_per_example(model) -> float:
-    specs = {i.name: tf.TensorSpec([1, *i.shape[1:]], i.dtype) for i in model.inputs}
-    graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(specs).graph
-    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
-    options["output"] = "none"
-    return float(tf.compat.v1.profiler.profile(graph, options=options).total_float_ops)
+def load_encoded(path: Path):
+    data = np.load(path)
+    inputs = {str(name): data[f"x_{name}"] for name in data["names"]}
+    return inputs, data["label"], {str(n): int(s) for n, s in zip(data["names"], data["sizes"])}
+
+
+def run_one(name: str, data_path: Path, batch_size: int, embedding_dim: int) -> dict:
+    import tensorflow as tf
+    from measure import forward_flops_per_example, inference_latency_ms, peak_rss_mb, training_examples_per_second
+
+    from tfctr import models
+    from tfctr.features import FeatureSpec
+
+    inputs, labels, _ = load_encoded(data_path)
+    spec = FeatureSpec.load(DATA / data_path.name.replace("encoded_", "spec_").replace(".npz", ".json"))
+    model_name, hp = CONFIGS[name]
+    if model_name != "lr":
+        hp = {**hp, "embedding_dim": embedding_dim}
+    model = models.build(model_name, spec, **hp)
+    model.compile(tf.keras.optimizers.Adam(1e-3), "binary_crossentropy")
+    result = training_examples_per_second(model, inputs, labels, batch_size)
+    result.update(parameters=model.count_params(),
+                  train_flops_per_example=3 * forward_flops_per_example(model, inputs),
+                  latency_ms_batch_1=inference_latency_ms(model, inputs, 1),
+                  latency_ms_batch_1024=inference_latency_ms(model, inputs, 1024),
+                  peak_rss_mb=peak_rss_mb())
+    return result
+
+
+def _subprocess(python, script, name, data_path, args) -> dict | None:
+    command = [str(python), str(BENCH_DIR / script), "--one", name, "--data", str(data_path),
+               "--batch-size", str(args.batch_size), "--embedding-dim", str(args.embedding_dim)]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=BENCH_DIR,
+                          env={**__import__("os").environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        print(f"  {script} {name} failed:\n{done.stderr[-2000:]}")
+        return {"error": done.stderr[-500:]}
+    return json.loads(lines[-1])
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--embedding-dim", type=int, default=16)
-    parser.add_argument("--models", nargs="*", default=["lr", "wdl", "deepfm", "dcn", "dcnv2"])
+    parser.add_argument("--models", nargs="*", default=list(CONFIGS))
+    parser.add_argument("--no-deepctr", action="store_true")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    paths = synthetic(f"criteo_like_{args.rows}", args.rows, 1000, 1000)
-    spec = FeatureSpec.infer(paths["train"], exclude=["true_ctr"]).fit(paths["train"])
-    features, labels = {}, []
-    for x, y in parquet_dataset(paths["train"], spec, 65536):
-        for k, v in x.items():
-            features.setdefault(k, []).append(v.numpy())
-        labels.append(y.numpy())
-    features = {k: np.concatenate(v) for k, v in features.items()}
-    data = tf.data.Dataset.from_tensor_slices((features, np.concatenate(labels))).batch(args.batch_size).cache()
-    for _ in data:  # fill the cache before anything is timed
-        pass
+    if args.one:
+        print(json.dumps(run_one(args.one, Path(args.data), args.batch_size, args.embedding_dim)))
+        return
+
+    from measure import matmul_peak_flops
+
+    data_path = encoded_data(args.rows)
     peak = matmul_peak_flops()
     print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s")
+    use_deepctr = DEEPCTR_PYTHON.exists() and not args.no_deepctr
     results = {}
     for name in args.models:
-        hp = {} if name == "lr" else {"embedding_dim": args.embedding_dim}
-        model = models.build(name, spec, **hp)
-        model.compile(tf.keras.optimizers.Adam(1e-3), "binary_crossentropy")
-        model.fit(data.take(3), epochs=1, verbose=0)  # trace and warm up
-        start = time.perf_counter()
-        model.fit(data, epochs=1, verbose=0)
-        speed = args.rows / (time.perf_counter() - start)
-        flops = 3 * forward_flops_per_example(model)
-        results[name] = {"examples_per_second": speed, "parameters": model.count_params(),
-                         "train_flops_per_example": flops, "fraction_of_matmul_peak": speed * flops / peak}
-        print(f"{name:8s} {speed:10,.0f} ex/s  {flops / 1e6:7.2f} MFLOP/ex  "
-              f"{100 * speed * flops / peak:5.1f}% of peak  {model.count_params():,} params")
+        entry = {"tfctr": _subprocess(sys.executable, "train_throughput.py", name, data_path, args)}
+        if use_deepctr:
+            entry["deepctr"] = _subprocess(DEEPCTR_PYTHON, "deepctr_throughput.py", name, data_path, args)
+        for side, measured in entry.items():
+            if measured and "examples_per_second" in measured:
+                measured["fraction_of_matmul_peak"] = (measured["examples_per_second"]
+                                                       * measured["train_flops_per_example"] / peak)
+                print(f"{name:15s} {side:8s} {measured['examples_per_second']:10,.0f} ex/s  "
+                      f"{100 * measured['fraction_of_matmul_peak']:5.1f}% of peak  "
+                      f"{measured['peak_rss_mb']:7,.0f} MB RSS  latency {measured['latency_ms_batch_1']:.2f} ms (1) "
+                      f"{measured['latency_ms_batch_1024']:.2f} ms (1024)")
+        results[name] = entry
     write_result("train_throughput", {"rows": args.rows, "batch_size": args.batch_size,
                                       "embedding_dim": args.embedding_dim, "matmul_peak_flops": peak,
-                                      "models": results})
+                                      "deepctr": use_deepctr, "models": results})
 
 
 if __name__ == "__main__":
