@@ -52,21 +52,25 @@ class FieldSelfAttention(tf.keras.layers.Layer):
             if self.residual else None
         super().build(input_shape)
 
-    def _heads(self, x, kernel):
-        # [B, F, D] @ [D, H·d'] -> [B, H, F, d']
-        projected = self.projection_activation(tf.einsum("bfd,dk->bfk", x, kernel))
-        return tf.transpose(tf.reshape(projected, [-1, x.shape[1], self.num_heads, self.head_dim]), [0, 2, 1, 3])
+    def _split_heads(self, projected, fields):
+        # [B·F, H·d'] -> [B, H, F, d']
+        heads = tf.reshape(self.projection_activation(projected), [-1, fields, self.num_heads, self.head_dim])
+        return tf.transpose(heads, [0, 2, 1, 3])
 
     def call(self, inputs):
-        q, k, v = (self._heads(inputs, w) for w in (self.query, self.key, self.value))
+        fields, dim, width = inputs.shape[1], inputs.shape[2], self.num_heads * self.head_dim
+        kernels = [self.query, self.key, self.value] + ([self.res] if self.residual else [])
+        # every projection in one 2-D matmul: [B·F, D] @ [D, 3 or 4 · H·d']
+        projected = tf.split(tf.matmul(tf.reshape(inputs, [-1, dim]), tf.concat(kernels, axis=1)), len(kernels),
+                             axis=1)
+        q, k, v = (self._split_heads(p, fields) for p in projected[:3])
         logits = tf.matmul(q, k, transpose_b=True)
         if self.scaled:
             logits = logits / tf.sqrt(tf.cast(self.head_dim, logits.dtype))
         attended = tf.matmul(tf.nn.softmax(logits, axis=-1), v)  # [B, H, F, d']
-        outputs = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [-1, inputs.shape[1],
-                                                                     self.num_heads * self.head_dim])
+        outputs = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [-1, fields, width])
         if self.residual:
-            outputs = tf.nn.relu(outputs + tf.einsum("bfd,dk->bfk", inputs, self.res))
+            outputs = tf.nn.relu(outputs + tf.reshape(projected[3], [-1, fields, width]))
         if self.norm is not None:
             outputs = self.norm(outputs)
         return outputs

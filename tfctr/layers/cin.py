@@ -70,8 +70,9 @@ class CompressedInteraction(tf.keras.layers.Layer):
         pooled = []
         for k, kernel in enumerate(self.kernels):
             # outer products per embedding dim: [B, D, H, 1] * [B, D, 1, m] -> [B, D, H·m], then the 1x1 conv
-            outer = tf.reshape(x[:, :, :, None] * x0[:, :, None, :], [-1, x0.shape[1], x.shape[2] * fields])
-            maps = self.activation(tf.matmul(outer, kernel))  # [B, D, H_k]
+            # (rows b·d, as one 2-D matmul so that the kernel gradient is a plain matmul too)
+            outer = tf.reshape(x[:, :, :, None] * x0[:, :, None, :], [-1, x.shape[2] * fields])
+            maps = self.activation(tf.reshape(tf.matmul(outer, kernel), [-1, x0.shape[1], kernel.shape[1]]))
             forward, _ = self._next_and_output(k, self.layer_sizes[k])
             if self.split_half and k < len(self.kernels) - 1:
                 x, out = maps[:, :, :forward], maps[:, :, forward:]

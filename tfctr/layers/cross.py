@@ -97,11 +97,14 @@ class MixtureCross(tf.keras.layers.Layer):
 
     def call(self, inputs):
         x0, x = inputs if isinstance(inputs, (list, tuple)) else (inputs, inputs)
-        low = self.activation(tf.einsum("bd,kdr->bkr", x, self.v))
-        low = self.activation(tf.einsum("bkr,krs->bks", low, self.c))
-        experts = x0[:, None, :] * (tf.einsum("bkr,krd->bkd", low, self.u) + self.bias)  # [B, K, d]
+        k, d, r = self.num_experts, x.shape[-1], self.projection_dim
+        # all experts' V_i^T x in one matmul [B, d] @ [d, K·r], then per expert (batch axis K) C_i and U_i
+        low = tf.reshape(tf.matmul(x, tf.reshape(tf.transpose(self.v, [1, 0, 2]), [d, k * r])), [-1, k, r])
+        low = self.activation(tf.transpose(low, [1, 0, 2]))  # [K, B, r]
+        low = self.activation(tf.matmul(low, self.c))
+        experts = x0[None] * (tf.matmul(low, self.u) + self.bias)  # [K, B, d]
         gates = tf.nn.softmax(tf.matmul(x, self.gate), axis=-1)  # [B, K]
-        return tf.einsum("bk,bkd->bd", gates, experts) + x
+        return tf.reduce_sum(tf.transpose(gates)[:, :, None] * experts, axis=0) + x
 
     def compute_output_shape(self, input_shape):
         return tf.TensorShape(input_shape[0] if isinstance(input_shape, (list, tuple)) else input_shape)

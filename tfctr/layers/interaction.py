@@ -122,11 +122,10 @@ class BilinearInteraction(tf.keras.layers.Layer):
         rows, cols = _pairs(inputs.shape[1])
         left, right = tf.gather(inputs, rows, axis=1), tf.gather(inputs, cols, axis=1)  # [B, P, D]
         if self.bilinear_type == "field_all":
-            projected = tf.einsum("bpd,de->bpe", left, self.kernel[0])
-        elif self.bilinear_type == "field_each":
-            projected = tf.einsum("bpd,pde->bpe", left, tf.gather(self.kernel, rows))
-        else:
-            projected = tf.einsum("bpd,pde->bpe", left, self.kernel)
+            projected = tf.tensordot(left, self.kernel[0], axes=1)
+        else:  # one kernel per pair: batch-matmul with the pairs as the batch axis, [P, B, D] @ [P, D, D]
+            kernels = tf.gather(self.kernel, rows) if self.bilinear_type == "field_each" else self.kernel
+            projected = tf.transpose(tf.matmul(tf.transpose(left, [1, 0, 2]), kernels), [1, 0, 2])
         return projected * right
 
     def compute_output_shape(self, input_shape):

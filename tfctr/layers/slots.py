@@ -99,8 +99,11 @@ class SlotDense(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        # [B, N, c] -> [B, c, N] @ [N, N'] -> [B, c, N'] -> [B, N', c]; one large matmul, channels in the batch
-        outputs = tf.transpose(tf.matmul(tf.transpose(inputs, [0, 2, 1]), self.kernel), [0, 2, 1])
+        # [B, N, c] -> [B·c, N] @ [N, N'] -> [B, N', c]: one plain 2-D matmul with the channels folded into the
+        # batch (a broadcast batch-matmul would make its kernel gradient materialise [B, N, N'])
+        slots, channels = inputs.shape[1], inputs.shape[2]
+        rows = tf.reshape(tf.transpose(inputs, [0, 2, 1]), [-1, slots])
+        outputs = tf.transpose(tf.reshape(tf.matmul(rows, self.kernel), [-1, channels, self.units]), [0, 2, 1])
         if self.use_bias:
             outputs = outputs + self.bias[:, None]
         return self.activation(outputs)
