@@ -114,3 +114,20 @@ def test_mixture_cross_against_numpy():
                 invalid_kwargs=[{"num_experts": 0}])
     check_layer(CrossNetwork, {"num_layers": 2, "kind": "mix", "projection_dim": 3, "num_experts": 2}, x0,
                 invalid_kwargs=[{"kind": "vector", "projection_dim": 2}, {"num_experts": 0}])
+
+
+def test_outer_product_matmul_gradients_equal_autodiff_of_the_plain_form():
+    from tfctr.layers.cin import outer_product_matmul
+
+    x = tf.random.stateless_normal([10, 37], seed=[1, 1])  # 37 maps: three chunks, the last partial
+    x0 = tf.random.stateless_normal([10, 5], seed=[2, 1])
+    kernel = tf.random.stateless_normal([37 * 5, 7], seed=[3, 1])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch([x, x0, kernel])
+        fast = outer_product_matmul(x, x0, kernel)
+        plain = tf.matmul(tf.reshape(x[:, :, None] * x0[:, None, :], [10, -1]), kernel)
+        weights = tf.random.stateless_normal([10, 7], seed=[4, 1])
+        loss_fast, loss_plain = tf.reduce_sum(fast * weights), tf.reduce_sum(plain * weights)
+    np.testing.assert_allclose(fast.numpy(), plain.numpy(), rtol=1e-5, atol=1e-4)
+    for a, b in zip(tape.gradient(loss_fast, [x, x0, kernel]), tape.gradient(loss_plain, [x, x0, kernel])):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)

@@ -4,6 +4,38 @@ import tensorflow as tf
 
 from tfctr.layers._validation import fresh, positive_int_list
 
+# maps of the previous layer processed together by the memory-light contraction (rows·chunk·m floats at a time)
+_CHUNK = 16
+
+
+@tf.custom_gradient
+def outer_product_matmul(x, x0, kernel):
+    """``y[r, n] = Σ_{i,j} x[r, i] · x0[r, j] · kernel[i·m + j, n]`` without ever holding the outer product
+    ``[R, H·m]`` of all rows: it is built and consumed ``_CHUNK`` maps at a time, forward and backward.
+
+    x ``[R, H]``, x0 ``[R, m]``, kernel ``[H·m, N]`` -> ``[R, N]``. Same FLOPs as the plain matmul on the outer
+    product; peak memory ``R·_CHUNK·m`` instead of ``R·H·m`` (plus its gradient) per CIN layer.
+    """
+    maps, fields = x.shape[1], x0.shape[1]
+    chunks = [(lo, min(lo + _CHUNK, maps)) for lo in range(0, maps, _CHUNK)]
+
+    def outer(lo, hi):
+        return tf.reshape(x[:, lo:hi, None] * x0[:, None, :], [-1, (hi - lo) * fields])
+
+    y = tf.add_n([tf.matmul(outer(lo, hi), kernel[lo * fields:hi * fields]) for lo, hi in chunks])
+
+    def grad(dy):
+        dx, dkernel, dx0 = [], [], tf.zeros_like(x0)
+        for lo, hi in chunks:
+            dkernel.append(tf.matmul(outer(lo, hi), dy, transpose_a=True))
+            douter = tf.reshape(tf.matmul(dy, kernel[lo * fields:hi * fields], transpose_b=True),
+                                [-1, hi - lo, fields])
+            dx.append(tf.reduce_sum(douter * x0[:, None, :], axis=2))
+            dx0 += tf.reduce_sum(douter * x[:, lo:hi, None], axis=1)
+        return tf.concat(dx, axis=1), dx0, tf.concat(dkernel, axis=0)
+
+    return y, grad
+
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")
 class CompressedInteraction(tf.keras.layers.Layer):
@@ -65,19 +97,19 @@ class CompressedInteraction(tf.keras.layers.Layer):
 
     def call(self, inputs):
         fields = inputs.shape[1]
-        x0 = tf.transpose(inputs, [0, 2, 1])  # [B, D, m]
+        dim = inputs.shape[2]
+        x0 = tf.reshape(tf.transpose(inputs, [0, 2, 1]), [-1, fields])  # rows (b, d): [B·D, m]
         x = x0
         pooled = []
         for k, kernel in enumerate(self.kernels):
-            # outer products per embedding dim: [B, D, H, 1] * [B, D, 1, m] -> [B, D, H·m], then the 1x1 conv
-            # (rows b·d, as one 2-D matmul so that the kernel gradient is a plain matmul too)
-            outer = tf.reshape(x[:, :, :, None] * x0[:, :, None, :], [-1, x.shape[2] * fields])
-            maps = self.activation(tf.reshape(tf.matmul(outer, kernel), [-1, x0.shape[1], kernel.shape[1]]))
+            # outer products of the maps and the fields per row (b, d), through the 1x1 convolution
+            maps = self.activation(tf.reshape(outer_product_matmul(x, x0, kernel), [-1, dim, kernel.shape[1]]))
             forward, _ = self._next_and_output(k, self.layer_sizes[k])
             if self.split_half and k < len(self.kernels) - 1:
                 x, out = maps[:, :, :forward], maps[:, :, forward:]
             else:
                 x, out = maps, maps
+            x = tf.reshape(x, [-1, x.shape[2]])
             pooled.append(tf.reduce_sum(out, axis=1))
         return tf.concat(pooled, axis=1)
 
