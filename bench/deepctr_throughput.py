@@ -13,12 +13,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from measure import (  # noqa: E402
-    forward_flops_per_example,
-    inference_latency_ms,
-    peak_rss_mb,
-    training_examples_per_second,
-)
+from measure import measure_model  # noqa: E402
 
 HIDDEN = (256, 128, 64)
 NO_L2 = {"l2_reg_linear": 0, "l2_reg_embedding": 0}
@@ -64,13 +59,7 @@ def main():
         return
     model = available[args.one]()
     model.compile(tf.keras.optimizers.Adam(1e-3), "binary_crossentropy")
-    result = training_examples_per_second(model, inputs, data["label"], args.batch_size)
-    result.update(parameters=model.count_params(),
-                  train_flops_per_example=3 * forward_flops_per_example(model, inputs),
-                  latency_ms_batch_1=inference_latency_ms(model, inputs, 1),
-                  latency_ms_batch_1024=inference_latency_ms(model, inputs, 1024),
-                  peak_rss_mb=peak_rss_mb())
-    print(json.dumps(result))
+    print(json.dumps(measure_model(model, inputs, data["label"], args.batch_size)))
 
 
 if __name__ == "__main__":

@@ -73,3 +73,14 @@ def inference_latency_ms(model, inputs: dict, batch_size: int, repeats: int = 30
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_model(model, inputs: dict, labels: np.ndarray, batch_size: int) -> dict:
+    """Every measurement of one compiled model: training speed, parameters, FLOPs, latency, peak RSS."""
+    result = training_examples_per_second(model, inputs, labels, batch_size)
+    result.update(parameters=model.count_params(),
+                  train_flops_per_example=3 * forward_flops_per_example(model, inputs),
+                  latency_ms_batch_1=inference_latency_ms(model, inputs, 1),
+                  latency_ms_batch_1024=inference_latency_ms(model, inputs, 1024),
+                  peak_rss_mb=peak_rss_mb())
+    return result

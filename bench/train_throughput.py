@@ -66,7 +66,6 @@ def load_encoded(path: Path):
 
 def run_one(name: str, data_path: Path, batch_size: int, embedding_dim: int) -> dict:
     import tensorflow as tf
-    from measure import forward_flops_per_example, inference_latency_ms, peak_rss_mb, training_examples_per_second
 
     from tfctr import models
     from tfctr.features import FeatureSpec
@@ -78,13 +77,7 @@ def run_one(name: str, data_path: Path, batch_size: int, embedding_dim: int) -> 
         hp = {**hp, "embedding_dim": embedding_dim}
     model = models.build(model_name, spec, **hp)
     model.compile(tf.keras.optimizers.Adam(1e-3), "binary_crossentropy")
-    result = training_examples_per_second(model, inputs, labels, batch_size)
-    result.update(parameters=model.count_params(),
-                  train_flops_per_example=3 * forward_flops_per_example(model, inputs),
-                  latency_ms_batch_1=inference_latency_ms(model, inputs, 1),
-                  latency_ms_batch_1024=inference_latency_ms(model, inputs, 1024),
-                  peak_rss_mb=peak_rss_mb())
-    return result
+    return measure_model(model, inputs, labels, batch_size)
 
 
 def _subprocess(python, script, name, data_path, args) -> dict | None:
