@@ -66,6 +66,7 @@ def load_encoded(path: Path):
 
 def run_one(name: str, data_path: Path, batch_size: int, embedding_dim: int) -> dict:
     import tensorflow as tf
+    from measure import measure_model
 
     from tfctr import models
     from tfctr.features import FeatureSpec
