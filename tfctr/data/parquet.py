@@ -184,7 +184,7 @@ def parquet_dataset(
         rng = np.random.default_rng(seed + epoch[0])
         epoch[0] += 1
         order = rng.permutation(len(files)) if shuffle else None
-        read_size = min(max(batch_size, 8192), 131072)
+        read_size = min(max(batch_size, 65536), 131072)
         pending: list[tuple[dict, np.ndarray]] = []
         pending_rows = 0
         for batch, labels in iter_record_batches(files, spec, read_size, check_label=with_label,

@@ -1,0 +1,86 @@
+"""Renders bench/results/*.json as the Markdown tables of the README's benchmark section.
+
+    python bench/report.py > /tmp/tables.md
+"""
+
+import json
+
+from common import RESULTS
+
+
+def _load(name):
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _machine(result):
+    m = result["machine"]
+    return f"{m['cpu']}, {m['cores']} cores, TensorFlow {m['tensorflow']}; `{result['command']}`, {result['date']}"
+
+
+def throughput_table(result):
+    peak = result["matmul_peak_flops"] / 1e9
+    lines = [f"Training at batch {result['batch_size']}, D = {result['embedding_dim']}, {result['rows']:,} rows; "
+             f"float32 matmul peak measured in the run: {peak:.0f} GFLOP/s. {_machine(result)}", "",
+             "| model | tfctr ex/s | DeepCTR ex/s | tfctr / DeepCTR | tfctr % of matmul peak | tfctr peak RSS MB "
+             "| DeepCTR peak RSS MB | tfctr latency ms (1 / 1024) | DeepCTR latency ms (1 / 1024) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, entry in result["models"].items():
+        ours, theirs = entry.get("tfctr", {}), entry.get("deepctr") or {}
+
+        def cell(m, key, fmt):
+            return format(m[key], fmt) if key in m else "–"
+
+        ratio = (f"{ours['examples_per_second'] / theirs['examples_per_second']:.2f}×"
+                 if "examples_per_second" in ours and "examples_per_second" in theirs else "–")
+        lines.append(
+            f"| {name} | {cell(ours, 'examples_per_second', ',.0f')} | {cell(theirs, 'examples_per_second', ',.0f')} "
+            f"| {ratio} | {100 * ours.get('fraction_of_matmul_peak', float('nan')):.0f}% "
+            f"| {cell(ours, 'peak_rss_mb', ',.0f')} | {cell(theirs, 'peak_rss_mb', ',.0f')} "
+            f"| {cell(ours, 'latency_ms_batch_1', '.2f')} / {cell(ours, 'latency_ms_batch_1024', '.1f')} "
+            f"| {cell(theirs, 'latency_ms_batch_1', '.2f')} / {cell(theirs, 'latency_ms_batch_1024', '.1f')} |")
+    return "\n".join(lines)
+
+
+def quality_table(result):
+    first_model = next(iter(next(iter(result["datasets"].values())).values()))
+    lines = [f"Test AUC / logloss, mean ± std over seeds {first_model['seeds']}, {result['epochs']} epochs max "
+             f"(early stopping on validation AUC). {_machine(result)}", ""]
+    for data_name, models in result["datasets"].items():
+        lines += [f"**{data_name}**", "", "| model | AUC | logloss |", "|---|---|---|"]
+        for name, m in models.items():
+            lines.append(f"| {name} | {m['auc_mean']:.4f} ± {m['auc_std']:.4f} "
+                         f"| {m['logloss_mean']:.4f} ± {m['logloss_std']:.4f} |")
+        bayes = next(iter(models.values())).get("bayes_optimal")
+        if bayes:
+            lines.append(f"| *Bayes-optimal (true CTR)* | {bayes['auc']:.4f} | {bayes['logloss']:.4f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def pipeline_table(result):
+    lines = [f"`parquet_dataset` on {result['rows']:,} Criteo-like rows ({result['fields']} fields), batch "
+             f"{result['batch_size']}. {_machine(result)}", "", "| measure | value |", "|---|---|",
+             f"| sequential rows/s | {result['sequential']['rows_per_second']:,.0f} |",
+             f"| shuffled rows/s | {result['shuffled']['rows_per_second']:,.0f} |",
+             f"| spec fit rows/s | {result['spec_fit_rows_per_second']:,.0f} |"]
+    for key in ("fastest_model", "fastest_embedding_model"):
+        if key in result:
+            m = result[key]
+            lines.append(f"| pipeline ÷ {key.replace('_', ' ')} ({m['model']}, {m['examples_per_second']:,.0f} ex/s) "
+                         f"| {m['pipeline_ratio']:.1f}× |")
+    return "\n".join(lines)
+
+
+def main():
+    for title, name, render in (("Training throughput", "train_throughput", throughput_table),
+                                ("Input pipeline", "pipeline", pipeline_table)):
+        result = _load(name)
+        if result:
+            print(f"### {title}\n\n{render(result)}\n")
+    for path in sorted(RESULTS.glob("quality_v*.json")):
+        print(f"### Quality ({path.stem})\n\n{quality_table(json.loads(path.read_text()))}\n")
+
+
+if __name__ == "__main__":
+    main()
