@@ -38,11 +38,11 @@ def _cin_reference(layer, e):
 
 def test_cin_split_half_and_full():
     layer, out = check_layer(CompressedInteraction, {"layer_sizes": [4, 6]}, E, numpy_reference=_cin_reference,
-                             atol=1e-4, weight_shapes={"kernel_0": (16, 4), "kernel_1": (8, 6)},
+                             atol=1e-5, weight_shapes={"kernel_0": (16, 4), "kernel_1": (8, 6)},
                              invalid_kwargs=[{"layer_sizes": [3, 2]}, {"layer_sizes": []}])
     assert out.shape == (B, 2 + 6) and layer.output_dim == 8
     check_layer(CompressedInteraction, {"layer_sizes": [3, 2], "split_half": False}, E,
-                numpy_reference=_cin_reference, atol=1e-4, weight_shapes={"kernel_0": (16, 3), "kernel_1": (12, 2)})
+                numpy_reference=_cin_reference, atol=1e-5, weight_shapes={"kernel_0": (16, 3), "kernel_1": (12, 2)})
 
 
 def _attention_reference(layer, e):
@@ -128,6 +128,6 @@ def test_outer_product_matmul_gradients_equal_autodiff_of_the_plain_form():
         plain = tf.matmul(tf.reshape(x[:, :, None] * x0[:, None, :], [10, -1]), kernel)
         weights = tf.random.stateless_normal([10, 7], seed=[4, 1])
         loss_fast, loss_plain = tf.reduce_sum(fast * weights), tf.reduce_sum(plain * weights)
-    np.testing.assert_allclose(fast.numpy(), plain.numpy(), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(fast.numpy(), plain.numpy(), rtol=1e-5, atol=1e-5)
     for a, b in zip(tape.gradient(loss_fast, [x, x0, kernel]), tape.gradient(loss_plain, [x, x0, kernel])):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)

@@ -42,7 +42,7 @@ def test_matrix_cross_network_full_rank():
     x0 = tf.random.normal([3, 4], seed=2)
     check_layer(
         CrossNetwork, dict(num_layers=2, kind="matrix", kernel_initializer=tf.keras.initializers.GlorotUniform(7)),
-        x0, numpy_reference=_cross_network_reference, atol=1e-4,
+        x0, numpy_reference=_cross_network_reference, atol=1e-5,
         invalid_kwargs=[{"num_layers": 0}, {"kind": "diagonal"}, {"kind": "vector", "projection_dim": 2}],
     )
 
@@ -55,7 +55,7 @@ def test_vector_cross_network():
 def test_low_rank_cross_network_shapes_and_roundtrip():
     x0 = tf.random.normal([3, 6], seed=2)
     layer, _ = check_layer(CrossNetwork, dict(num_layers=2, kind="matrix", projection_dim=2), x0,
-                           numpy_reference=_cross_network_reference, atol=1e-4)
+                           numpy_reference=_cross_network_reference, atol=1e-5)
     assert sorted(tuple(w.shape) for w in layer.weights) == sorted([(6, 2), (2, 6), (6,)] * 2)
 
 

@@ -71,10 +71,10 @@ def test_polynomial_interaction_residual_and_concat():
             outs.append(x)
         return x if layer.residual else np.concatenate(outs, axis=1)
 
-    check_layer(PolynomialInteraction, {"num_layers": 3}, x0, numpy_reference=reference, atol=1e-4,
+    check_layer(PolynomialInteraction, {"num_layers": 3}, x0, numpy_reference=reference, atol=1e-5,
                 invalid_kwargs=[{"num_layers": 0}])
     check_layer(PolynomialInteraction, {"num_layers": 2, "residual": False}, x0, numpy_reference=reference,
-                atol=1e-4)
+                atol=1e-5)
 
 
 def _expert_inputs(h=1):
@@ -120,7 +120,7 @@ def test_conv_expert_against_numpy():
         return flat.reshape(v[0].shape)
 
     check_layer(ConvExpert, {"reduced_slots": 9, "filters": 3, "kernel_size": 4}, (x, x0), numpy_reference=reference,
-                atol=1e-4, invalid_kwargs=[{"filters": 0}])
+                atol=1e-5, invalid_kwargs=[{"filters": 0}])
 
 
 def test_self_attention_expert_against_numpy():
@@ -153,4 +153,4 @@ def test_self_attention_expert_against_numpy():
         projected = projected.reshape(B, F, D)
         return np.concatenate([projected[:, :, k * c:(k + 1) * c] for k in range(2)], axis=1)
 
-    check_layer(SelfAttentionExpert, {"num_subspaces": 2}, (x, x0), numpy_reference=reference, atol=1e-4)
+    check_layer(SelfAttentionExpert, {"num_subspaces": 2}, (x, x0), numpy_reference=reference, atol=1e-5)
