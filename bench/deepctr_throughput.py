@@ -24,7 +24,6 @@ def builders(columns):
 
     args = (columns, columns)
     return {
-        "lr": lambda: m.WDL(columns, [], dnn_hidden_units=(), **NO_L2),
         "wdl": lambda: m.WDL(*args, dnn_hidden_units=HIDDEN, **NO_L2),
         "deepfm": lambda: m.DeepFM(*args, dnn_hidden_units=HIDDEN, **NO_L2),
         "dcn": lambda: m.DCN(*args, cross_num=3, cross_parameterization="vector", dnn_hidden_units=HIDDEN,
@@ -53,7 +52,7 @@ def main():
     names = [str(n) for n in data["names"]]
     columns = [SparseFeat(n, int(s), embedding_dim=args.embedding_dim) for n, s in zip(names, data["sizes"])]
     inputs = {n: data[f"x_{n}"] for n in names}
-    available = builders(columns)
+    available = builders(columns)  # DeepCTR has no LR and no xDeepInt
     if args.one not in available:
         print(json.dumps({"unsupported": f"DeepCTR has no {args.one}"}))
         return
