@@ -47,8 +47,11 @@ class InnerProduct(tf.keras.layers.Layer):
     """
 
     def call(self, inputs):
-        rows, cols = _pairs(inputs.shape[1])
-        return tf.reduce_sum(tf.gather(inputs, rows, axis=1) * tf.gather(inputs, cols, axis=1), axis=-1)
+        fields = inputs.shape[1]
+        rows, cols = _pairs(fields)
+        # all inner products at once as the Gram matrix E E^T [B, F, F], then its upper triangle
+        gram = tf.reshape(tf.matmul(inputs, inputs, transpose_b=True), [-1, fields * fields])
+        return tf.gather(gram, [i * fields + j for i, j in zip(rows, cols)], axis=1)
 
     def compute_output_shape(self, input_shape):
         fields = int(input_shape[1])
@@ -119,14 +122,23 @@ class BilinearInteraction(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        rows, cols = _pairs(inputs.shape[1])
-        left, right = tf.gather(inputs, rows, axis=1), tf.gather(inputs, cols, axis=1)  # [B, P, D]
+        fields, dim = inputs.shape[1], inputs.shape[2]
         if self.bilinear_type == "field_all":
-            projected = tf.tensordot(left, self.kernel[0], axes=1)
-        else:  # one kernel per pair: batch-matmul with the pairs as the batch axis, [P, B, D] @ [P, D, D]
-            kernels = tf.gather(self.kernel, rows) if self.bilinear_type == "field_each" else self.kernel
-            projected = tf.transpose(tf.matmul(tf.transpose(left, [1, 0, 2]), kernels), [1, 0, 2])
-        return projected * right
+            rows, cols = _pairs(fields)
+            projected = tf.tensordot(tf.gather(inputs, rows, axis=1), self.kernel[0], axes=1)
+            return projected * tf.gather(inputs, cols, axis=1)
+        parts, start = [], 0
+        for i in range(fields - 1):  # pairs (i, j > i) are contiguous: e_i times all their kernels in one matmul
+            count = fields - 1 - i
+            if self.bilinear_type == "field_each":
+                kernel = self.kernel[i]  # [D, D]
+                projected = tf.matmul(inputs[:, i], kernel)[:, None, :]  # same e_i W_i for every j
+            else:
+                kernels = tf.reshape(tf.transpose(self.kernel[start:start + count], [1, 0, 2]), [dim, count * dim])
+                projected = tf.reshape(tf.matmul(inputs[:, i], kernels), [-1, count, dim])
+            parts.append(projected * inputs[:, i + 1:])
+            start += count
+        return tf.concat(parts, axis=1)
 
     def compute_output_shape(self, input_shape):
         fields = int(input_shape[1])
