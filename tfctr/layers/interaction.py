@@ -123,21 +123,22 @@ class BilinearInteraction(tf.keras.layers.Layer):
 
     def call(self, inputs):
         fields, dim = inputs.shape[1], inputs.shape[2]
+        rows, cols = _pairs(fields)
+        right = tf.gather(inputs, cols, axis=1)  # [B, P, D]
         if self.bilinear_type == "field_all":
-            rows, cols = _pairs(fields)
-            projected = tf.tensordot(tf.gather(inputs, rows, axis=1), self.kernel[0], axes=1)
-            return projected * tf.gather(inputs, cols, axis=1)
-        parts, start = [], 0
-        for i in range(fields - 1):  # pairs (i, j > i) are contiguous: e_i times all their kernels in one matmul
-            count = fields - 1 - i
-            if self.bilinear_type == "field_each":
-                kernel = self.kernel[i]  # [D, D]
-                projected = tf.matmul(inputs[:, i], kernel)[:, None, :]  # same e_i W_i for every j
-            else:
-                kernels = tf.reshape(tf.transpose(self.kernel[start:start + count], [1, 0, 2]), [dim, count * dim])
-                projected = tf.reshape(tf.matmul(inputs[:, i], kernels), [-1, count, dim])
-            parts.append(projected * inputs[:, i + 1:])
-            start += count
+            return tf.tensordot(tf.gather(inputs, rows, axis=1), self.kernel[0], axes=1) * right
+        # pairs (i, j > i) are contiguous per i: e_i times all its pairs' kernels in one matmul. Split/unstack
+        # (not slicing) keep the backward pass from building one full-size gradient per slice.
+        counts = [fields - 1 - i for i in range(fields - 1)]
+        lefts = tf.unstack(inputs, axis=1)[:-1]
+        rights = tf.split(right, counts, axis=1)
+        if self.bilinear_type == "field_each":
+            kernels = tf.unstack(self.kernel)[:-1]
+            parts = [tf.matmul(e, w)[:, None, :] * r for e, w, r in zip(lefts, kernels, rights)]
+        else:
+            kernels = tf.split(self.kernel, counts, axis=0)  # [count, D, D] each
+            parts = [tf.reshape(tf.matmul(e, tf.reshape(tf.transpose(w, [1, 0, 2]), [dim, -1])), [-1, n, dim]) * r
+                     for e, w, r, n in zip(lefts, kernels, rights, counts)]
         return tf.concat(parts, axis=1)
 
     def compute_output_shape(self, input_shape):
