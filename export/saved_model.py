@@ -1,14 +1,24 @@
 """SavedModel export in TF Serving's layout: ``base_path/name/<version>/``, written atomically.
 
-The exported graph takes raw features by name (the serving dtypes of ``tfctr.data.encoding``), runs the
-spec's preprocessing as TF ops (``RawFeatureEncoder``, vocabularies inside the graph) and the model with
-``training=False``, and returns ``probability`` and ``logit``, each ``[B]``. The spec is written to
-``assets.extra/spec.json``. A version is built in a hidden temporary directory beside its final place and
-renamed into it, so a server watching ``base_path/name`` never sees half a version.
+The model is first folded for inference (``tfctr.export.folding``). Signatures:
+
+* ``serving_default`` (predict): raw features by name (the serving dtypes of ``tfctr.data.encoding``) ->
+  ``probability`` and ``logit``, each ``[B]``;
+* ``classify`` (TF Serving's Classify API): serialized ``tf.Example`` ``inputs`` -> ``scores`` ``[B, 2]``
+  (P(0), P(1)) and ``classes`` ``[B, 2]`` (``"0"``, ``"1"``);
+* ``regress`` (Regress API): serialized ``tf.Example`` ``inputs`` -> ``outputs`` ``[B]``, the probability.
+
+All run the spec's preprocessing as TF ops (``RawFeatureEncoder``, vocabularies inside the graph) and the model
+with ``training=False``. ``assets.extra/`` holds ``spec.json``, ``model_card.json`` (model, hyper-parameters,
+metrics, tfctr version) and ``tf_serving_warmup_requests`` (a Predict request TF Serving replays at load).
+A version is built in a hidden temporary directory beside its final place and renamed into it, so a server
+watching ``base_path/name`` never sees half a version.
 """
 
 from __future__ import annotations
 
+import datetime
+import json
 import os
 import re
 import shutil
@@ -16,14 +26,22 @@ import tempfile
 from pathlib import Path
 
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
-from tfctr.data.encoding import RawFeatureEncoder, serving_dtype
+import tfctr
+from tfctr.data.encoding import RawFeatureEncoder, example_row, parse_examples, serving_dtype
+from tfctr.export.folding import fold_for_serving
 from tfctr.features import FeatureSpec
 from tfctr.models import logit_model
 
+METHOD_NAMES = {"serving_default": tf.saved_model.PREDICT_METHOD_NAME,
+                "classify": tf.saved_model.CLASSIFY_METHOD_NAME,
+                "regress": tf.saved_model.REGRESS_METHOD_NAME}
+
 
 class ServingModule(tf.Module):
-    """Raw features -> ``{"probability", "logit"}``: the spec's preprocessing followed by the model."""
+    """Raw features or ``tf.Example`` protos -> predictions: the spec's preprocessing followed by the model."""
 
     def __init__(self, model: tf.keras.Model, spec: FeatureSpec):
         super().__init__(name="tfctr_serving")
@@ -35,9 +53,42 @@ class ServingModule(tf.Module):
         logit = tf.reshape(tf.cast(self.logit_model(self.encoder(raw), training=False), tf.float32), [-1])
         return {"probability": tf.sigmoid(logit), "logit": logit}
 
-    def signature(self):
-        specs = {f.name: tf.TensorSpec([None], serving_dtype(f), name=f.name) for f in self.spec.features}
-        return tf.function(self.predict, input_signature=[specs]).get_concrete_function()
+    def classify(self, serialized: tf.Tensor) -> dict:
+        probability = self.predict(parse_examples(serialized, self.spec))["probability"]
+        scores = tf.stack([1.0 - probability, probability], axis=1)
+        classes = tf.tile(tf.constant([["0", "1"]]), [tf.shape(scores)[0], 1])
+        return {tf.saved_model.CLASSIFY_OUTPUT_SCORES: scores, tf.saved_model.CLASSIFY_OUTPUT_CLASSES: classes}
+
+    def regress(self, serialized: tf.Tensor) -> dict:
+        return {tf.saved_model.REGRESS_OUTPUTS: self.predict(parse_examples(serialized, self.spec))["probability"]}
+
+    def signatures(self) -> dict:
+        raw = {f.name: tf.TensorSpec([None], serving_dtype(f), name=f.name) for f in self.spec.features}
+        examples = tf.TensorSpec([None], tf.string, name=tf.saved_model.CLASSIFY_INPUTS)
+        classify = tf.function(lambda inputs: self.classify(inputs), input_signature=[examples])
+        regress = tf.function(lambda inputs: self.regress(inputs), input_signature=[examples])
+        return {"serving_default": tf.function(self.predict, input_signature=[raw]).get_concrete_function(),
+                "classify": classify.get_concrete_function(), "regress": regress.get_concrete_function()}
+
+
+def _set_method_names(export_dir: Path) -> None:
+    """TF2's saver marks every signature as predict; TF Serving's Classify and Regress APIs need theirs."""
+    path = export_dir / "saved_model.pb"
+    saved = saved_model_pb2.SavedModel.FromString(path.read_bytes())
+    for meta_graph in saved.meta_graphs:
+        for key, method in METHOD_NAMES.items():
+            if key in meta_graph.signature_def:
+                meta_graph.signature_def[key].method_name = method
+    path.write_bytes(saved.SerializeToString())
+
+
+def _write_warmup(path: Path, spec: FeatureSpec, name: str) -> None:
+    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name, signature_name="serving_default"))
+    for feature, values in example_row(spec).items():
+        request.inputs[feature].CopyFrom(tf.make_tensor_proto(values, dtype=serving_dtype(spec[feature])))
+    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(log.SerializeToString())
 
 
 def next_version(model_dir) -> int:
@@ -62,11 +113,16 @@ def export_saved_model(model_or_run, spec: FeatureSpec | None, base_path, name: 
     Returns:
         The path of the written version.
     """
+    card = {"model": None, "hyper_parameters": {}, "metrics": {}}
     if isinstance(model_or_run, (str, os.PathLike)):
         from tfctr.training import load_run
 
         run = load_run(model_or_run)
         model, spec = run.model, spec or run.spec
+        config_path = Path(model_or_run) / "config.json"
+        config = json.loads(config_path.read_text()) if config_path.exists() else {}
+        card.update(model=config.get("model"), hyper_parameters=config.get("hyper_parameters", {}),
+                    metrics=run.metrics)
     else:
         model = model_or_run
     if spec is None:
@@ -82,12 +138,19 @@ def export_saved_model(model_or_run, spec: FeatureSpec | None, base_path, name: 
     if final.exists():
         raise FileExistsError(f"version {version} of model '{name}' already exists at {final}")
 
-    module = ServingModule(model, spec)
+    module = ServingModule(fold_for_serving(model), spec)
+    card.update(model=card["model"] or model.name, tfctr_version=tfctr.__version__, tensorflow_version=tf.__version__,
+                exported_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                signatures=sorted(METHOD_NAMES))
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir))
     try:
-        tf.saved_model.save(module, str(staging), signatures={"serving_default": module.signature()})
-        (staging / "assets.extra").mkdir(exist_ok=True)
-        spec.save(staging / "assets.extra" / "spec.json")
+        tf.saved_model.save(module, str(staging), signatures=module.signatures())
+        _set_method_names(staging)
+        extra = staging / "assets.extra"
+        extra.mkdir(exist_ok=True)
+        spec.save(extra / "spec.json")
+        (extra / "model_card.json").write_text(json.dumps(card, indent=1))
+        _write_warmup(extra / "tf_serving_warmup_requests", spec, name)
         os.rename(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -203,3 +203,51 @@ def arrow_to_serving(batch: pa.RecordBatch | pa.Table, spec: FeatureSpec) -> dic
         else:
             out[f.name] = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
     return out
+
+
+def example_features(spec: FeatureSpec) -> dict:
+    """``tf.io.parse_example`` configuration of the raw features in a ``tf.Example``.
+
+    Categorical strings are a bytes_list (absent -> ``""``), categorical ints an int64_list (absent -> -1),
+    numerics a float_list (float32 on the wire; absent -> NaN = missing), lists a bytes_list of any length.
+    """
+    features = {}
+    for f in spec.features:
+        if isinstance(f, ListFeature):
+            features[f.name] = tf.io.RaggedFeature(tf.string)
+        elif isinstance(f, CategoricalFeature):
+            dtype, default = (tf.string, MISSING_STRING) if f.dtype == "string" else (tf.int64, MISSING_INT)
+            features[f.name] = tf.io.FixedLenFeature([], dtype, default_value=default)
+        else:
+            features[f.name] = tf.io.FixedLenFeature([], tf.float32, default_value=float("nan"))
+    return features
+
+
+def parse_examples(serialized: tf.Tensor, spec: FeatureSpec) -> dict:
+    """Serialized ``tf.Example`` protos ``[B]`` -> raw serving inputs (the dtypes of ``serving_dtype``)."""
+    parsed = tf.io.parse_example(serialized, example_features(spec))
+    raw = {}
+    for f in spec.features:
+        value = parsed[f.name]
+        if isinstance(f, ListFeature):
+            value = tf.strings.reduce_join(value, axis=1, separator=f.separator)
+        elif isinstance(f, NumericFeature):
+            value = tf.cast(value, tf.float64)
+        raw[f.name] = value
+    return raw
+
+
+def example_row(spec: FeatureSpec) -> dict:
+    """One plausible raw row (as serving inputs of batch 1) for warm-up requests and smoke tests."""
+    row = {}
+    for f in spec.features:
+        if isinstance(f, ListFeature):
+            row[f.name] = np.array([f.vocabulary[0] if f.vocabulary else ""], dtype=object)
+        elif isinstance(f, CategoricalFeature):
+            value = f.vocabulary[0] if f.vocabulary else (MISSING_STRING if f.dtype == "string" else 0)
+            row[f.name] = np.array([value], dtype=object if f.dtype == "string" else np.int64)
+        elif f.transform == "standardize":
+            row[f.name] = np.array([f.mean], dtype=np.float64)
+        else:
+            row[f.name] = np.array([f.boundaries[len(f.boundaries) // 2] if f.boundaries else 0.0], dtype=np.float64)
+    return row

@@ -1,0 +1,161 @@
+"""Export: folding for inference, the predict/classify/regress signatures, assets.extra, saved_model_cli."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+
+from tfctr import models
+from tfctr.data.encoding import arrow_to_serving
+from tfctr.export import export_saved_model, fold_for_serving, has_serving_form
+from tfctr.features import ListFeature, NumericFeature
+from tfctr.models.inputs import embed_fields, flat_input, head, model_inputs
+from tfctr.training.train import predict_split
+
+
+@tf.keras.utils.register_keras_serializable(package="tfctr_tests")
+class FactorizedDense(tf.keras.layers.Layer):
+    """A dense layer stored as a product of two matrices, ``y = x (U V) + b``; its serving form is a plain
+    ``Dense`` with the product precomputed (the pattern of APG's over-parameterisation)."""
+
+    def __init__(self, units, rank, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.rank = units, rank
+
+    def build(self, input_shape):
+        self.u = self.add_weight(name="u", shape=(int(input_shape[-1]), self.rank))
+        self.v = self.add_weight(name="v", shape=(self.rank, self.units))
+        self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="random_normal")
+        super().build(input_shape)
+
+    def call(self, inputs):
+        return tf.matmul(tf.matmul(inputs, self.u), self.v) + self.bias
+
+    def serving_form(self):
+        dense = tf.keras.layers.Dense(self.units, name=self.name)
+        dense.build((None, self.u.shape[0]))
+        dense.set_weights([(self.u @ self.v).numpy(), self.bias.numpy()])
+        return dense
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "rank": self.rank}
+
+
+def _foldable_model(spec):
+    inputs = model_inputs(spec)
+    fields, dense = embed_fields(spec, inputs, 4)
+    x = FactorizedDense(16, 3, name="factorized")(flat_input(fields, dense))
+    x = tf.keras.layers.BatchNormalization(name="bn")(x)
+    x = tf.keras.layers.Dropout(0.5, name="dropout")(tf.keras.layers.ReLU()(x))
+    return head(inputs, [tf.keras.layers.Dense(1, name="out")(x)], "foldable")
+
+
+@pytest.fixture(scope="module")
+def foldable(small_data, small_spec):
+    model = _foldable_model(small_spec)
+    model.compile("adam", "binary_crossentropy")
+    from tfctr.data import parquet_dataset
+
+    model.fit(parquet_dataset(small_data["train"], small_spec, 512), epochs=1, verbose=0)  # BN statistics move
+    return model
+
+
+def test_folding_replaces_the_layer_and_keeps_inference_outputs(foldable, small_data, small_spec):
+    assert has_serving_form(foldable)
+    folded = fold_for_serving(foldable)
+    assert type(folded.get_layer("factorized")).__name__ == "Dense"
+    np.testing.assert_allclose(predict_split(folded, small_data["valid"], small_spec),
+                               predict_split(foldable, small_data["valid"], small_spec), atol=1e-5)
+    plain = models.build("wdl", small_spec, embedding_dim=4, hidden_units=[8])
+    assert not has_serving_form(plain) and fold_for_serving(plain) is plain
+
+
+def _raw(small_data, small_spec, rows=500):
+    return arrow_to_serving(pq.read_table(small_data["valid"]).slice(0, rows), small_spec)
+
+
+def _examples(raw, spec):
+    protos = []
+    for i in range(len(next(iter(raw.values())))):
+        feature = {}
+        for f in spec.features:
+            value = raw[f.name][i]
+            if isinstance(f, ListFeature):
+                tokens = [t.encode() for t in value.split(f.separator) if t]
+                feature[f.name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=tokens))
+            elif isinstance(f, NumericFeature):
+                if not np.isnan(value):  # absent = missing
+                    feature[f.name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+            elif f.dtype == "string":
+                feature[f.name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+            else:
+                feature[f.name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+        protos.append(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    return tf.constant(protos)
+
+
+@pytest.fixture(scope="module")
+def exported(foldable, small_spec, tmp_path_factory):
+    return export_saved_model(foldable, small_spec, tmp_path_factory.mktemp("models"), "foldable")
+
+
+def test_exported_model_is_folded_and_predicts_like_the_model(exported, foldable, small_data, small_spec):
+    loaded = tf.saved_model.load(str(exported))
+    shapes = [tuple(v.shape) for v in loaded.signatures["serving_default"].variables]
+    width = foldable.get_layer("factorized").u.shape[0]
+    assert (width, 3) not in shapes and (3, 16) not in shapes, shapes  # no U, V: only their product
+    assert (width, 16) in shapes
+    raw = _raw(small_data, small_spec)
+    served = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in raw.items()})
+    expected = predict_split(foldable, small_data["valid"], small_spec)[:500]
+    np.testing.assert_allclose(served["probability"].numpy(), expected, atol=1e-5)
+
+
+def test_classify_and_regress_over_tf_examples(exported, small_data, small_spec):
+    loaded = tf.saved_model.load(str(exported))
+    raw = _raw(small_data, small_spec, 200)
+    probability = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in raw.items()})["probability"]
+    examples = _examples(raw, small_spec)
+    classified = loaded.signatures["classify"](inputs=examples)
+    np.testing.assert_allclose(classified["scores"].numpy()[:, 1], probability.numpy(), atol=1e-6)
+    np.testing.assert_allclose(classified["scores"].numpy().sum(axis=1), 1.0, atol=1e-6)
+    assert classified["classes"].numpy()[0].tolist() == [b"0", b"1"]
+    regressed = loaded.signatures["regress"](inputs=examples)
+    np.testing.assert_allclose(regressed["outputs"].numpy(), probability.numpy(), atol=1e-6)
+
+
+def test_assets_extra_model_card_and_warmup(exported, small_spec):
+    extra = Path(exported) / "assets.extra"
+    card = json.loads((extra / "model_card.json").read_text())
+    assert card["model"] == "foldable" and card["signatures"] == ["classify", "regress", "serving_default"]
+    assert card["tfctr_version"]
+    records = list(tf.data.TFRecordDataset(str(extra / "tf_serving_warmup_requests")))
+    assert len(records) == 1
+    request = prediction_log_pb2.PredictionLog.FromString(records[0].numpy()).predict_log.request
+    assert request.model_spec.name == "foldable" and set(request.inputs) == set(small_spec.names)
+    serving = tf.saved_model.load(str(exported)).signatures["serving_default"]
+    out = serving(**{k: tf.make_ndarray(v) for k, v in request.inputs.items()})
+    assert out["probability"].shape == (1,)
+
+
+def test_saved_model_cli_lists_signatures_with_dtypes(exported):
+    cli = Path(sys.executable).parent / "saved_model_cli"
+    done = subprocess.run([str(cli), "show", "--all", "--dir", str(exported)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = done.stdout
+    for signature, method in (("serving_default", "tensorflow/serving/predict"),
+                              ("classify", "tensorflow/serving/classify"),
+                              ("regress", "tensorflow/serving/regress")):
+        block = text.split(f"signature_def['{signature}']:")[1].split("signature_def[")[0]
+        assert f"Method name is: {method}" in block, block
+    predict = text.split("signature_def['serving_default']:")[1].split("signature_def[")[0]
+    assert "inputs['C1'] tensor_info:\n        dtype: DT_STRING" in predict
+    assert "inputs['I1'] tensor_info:\n        dtype: DT_DOUBLE" in predict
+    assert "outputs['probability'] tensor_info:\n        dtype: DT_FLOAT" in predict
