@@ -1,4 +1,4 @@
-"""The ``tfctr`` command line: ``tfctr synth | train | export | convert | demo``."""
+"""The ``tfctr`` command line: ``tfctr synth | train | export | serve | predict | convert | demo``."""
 
 from __future__ import annotations
 
@@ -60,6 +60,30 @@ def _cmd_convert(args):
     print(f"{convert(args.input, args.output)} rows written to {args.output}")
 
 
+def _cmd_serve(args):
+    from tfctr.serving import serve
+
+    serve(args.model_base_path, args.model_name, port=args.port, host=args.host, poll_seconds=args.poll_seconds)
+
+
+def _cmd_predict(args):
+    import pyarrow.parquet as pq
+
+    from tfctr.serving import Client
+
+    host, _, port = args.server.rpartition(":")
+    with Client(host or "127.0.0.1", int(port), args.model_name, timeout=args.timeout) as client:
+        outputs = client.predict(pq.read_table(args.input))
+    if args.output:
+        import pyarrow as pa
+
+        pq.write_table(pa.table({k: v.reshape(len(v), -1)[:, 0] for k, v in outputs.items()}), args.output)
+        print(f"{len(outputs['probability'])} predictions written to {args.output}")
+    else:
+        for value in outputs["probability"]:
+            print(f"{value:.6f}")
+
+
 def _cmd_demo(args):
     from tfctr.demo import run_demo
 
@@ -116,6 +140,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input")
     p.add_argument("output")
     p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("serve", help="serve SavedModels over TF Serving's gRPC API (embedded server)")
+    p.add_argument("--model-base-path", required=True)
+    p.add_argument("--model-name", required=True, nargs="+")
+    p.add_argument("--port", type=int, default=8500)
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
+    p.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new versions")
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("predict", help="send the rows of a Parquet file to a server (gRPC Predict)")
+    p.add_argument("--server", required=True, help="HOST:PORT")
+    p.add_argument("--model-name", required=True)
+    p.add_argument("--input", required=True, help="Parquet rows with the raw features")
+    p.add_argument("--output", help="write the outputs to this Parquet file instead of printing")
+    p.add_argument("--timeout", type=float, default=30.0)
+    p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("demo", help="synthetic data -> DCNv2 -> metrics vs Bayes-optimal -> export -> reload")
     p.add_argument("--out", default="demo_out")

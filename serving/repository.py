@@ -1,0 +1,96 @@
+"""The models a server serves: the latest integer version of each configured name under a base path.
+
+A background poller loads a newly dropped version completely, then swaps it in with one reference assignment,
+so requests in flight finish on the version they started with and none is dropped. Only configured model names
+resolve; nothing a request says becomes a path.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+
+@dataclass
+class LoadedVersion:
+    """One loaded SavedModel version: its signatures (callables) and signature definitions (protos)."""
+
+    version: int
+    path: Path
+    signatures: dict
+    signature_defs: dict = field(default_factory=dict)
+
+
+def integer_versions(model_dir: Path) -> list[int]:
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name)
+                  and (p / "saved_model.pb").exists())
+
+
+def load_version(model_dir: Path, version: int) -> LoadedVersion:
+    path = model_dir / str(version)
+    loaded = tf.saved_model.load(str(path))
+    meta_graph = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes()).meta_graphs[0]
+    signatures = dict(loaded.signatures)
+    signatures["_module"] = loaded  # keeps the loaded object (and its variables) alive
+    return LoadedVersion(version, path, signatures, dict(meta_graph.signature_def))
+
+
+class ModelRepository:
+    """Serves ``base_path/<name>/<latest version>`` for each configured name, reloading when a version appears.
+
+    Args:
+        base_path: the directory holding one subdirectory per model name.
+        names: the model names to serve (the only names requests may use).
+        poll_seconds: how often to look for new versions (0 = never, load once).
+    """
+
+    def __init__(self, base_path, names, poll_seconds: float = 1.0):
+        self.base_path = Path(base_path)
+        self.names = list(names)
+        self._current: dict[str, LoadedVersion] = {}
+        for name in self.names:
+            versions = integer_versions(self.base_path / name)
+            if not versions:
+                raise FileNotFoundError(f"no SavedModel version under {self.base_path / name}")
+            self._current[name] = load_version(self.base_path / name, versions[-1])
+        self._failed: set[tuple[str, int]] = set()
+        self._stop = threading.Event()
+        self._poller = None
+        if poll_seconds > 0:
+            self._poller = threading.Thread(target=self._poll, args=(poll_seconds,), daemon=True)
+            self._poller.start()
+
+    def get(self, name: str, version: int | None = None) -> LoadedVersion:
+        """The loaded model ``name`` (at ``version`` when given); KeyError naming what is served otherwise."""
+        if name not in self._current:
+            raise KeyError(f"model '{name}' is not served here; served models are {self.names}")
+        loaded = self._current[name]
+        if version is not None and version != loaded.version:
+            raise KeyError(f"version {version} of model '{name}' is not loaded; the served version is "
+                           f"{loaded.version}")
+        return loaded
+
+    def _poll(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            for name in self.names:
+                versions = integer_versions(self.base_path / name)
+                newest = versions[-1] if versions else None
+                if newest is None or newest <= self._current[name].version or (name, newest) in self._failed:
+                    continue
+                try:
+                    self._current[name] = load_version(self.base_path / name, newest)
+                except Exception as err:  # a broken version must not take the server down; tried once
+                    self._failed.add((name, newest))
+                    tf.get_logger().error(f"could not load version {newest} of '{name}': {err}")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)

@@ -1,0 +1,231 @@
+"""An embedded, TF-Serving-compatible gRPC server: ``PredictionService`` (Predict, Classify, Regress,
+GetModelMetadata) and ``ModelService`` (GetModelStatus), on the stubs generated in ``tensorflow-serving-api``.
+
+It serves the SavedModels that ``tfctr export`` writes (and real TF Serving loads unchanged): the latest version
+of each configured name, picking up new versions as they appear. Requests are validated against the signature
+(names, dtypes, batch shapes) and answered with INVALID_ARGUMENT or NOT_FOUND naming the problem. It binds
+127.0.0.1 unless told otherwise and limits gRPC messages to ``MAX_MESSAGE_BYTES`` both ways.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from concurrent import futures
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
+
+from tfctr.serving.repository import ModelRepository
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+GRPC_OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+
+
+class RequestError(Exception):
+    """A request the server refuses, with the gRPC status code to answer."""
+
+    def __init__(self, code: grpc.StatusCode, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def _version_of(model_spec) -> int | None:
+    return model_spec.version.value if model_spec.HasField("version") else None
+
+
+class _Handler:
+    def __init__(self, repository: ModelRepository):
+        self.repository = repository
+
+    def resolve(self, model_spec, default_signature: str):
+        try:
+            loaded = self.repository.get(model_spec.name, _version_of(model_spec))
+        except KeyError as err:
+            raise RequestError(grpc.StatusCode.NOT_FOUND, str(err.args[0])) from None
+        name = model_spec.signature_name or default_signature
+        if name not in loaded.signature_defs:
+            served = sorted(loaded.signature_defs)
+            raise RequestError(grpc.StatusCode.NOT_FOUND,
+                               f"signature '{name}' not found in model '{model_spec.name}'; it has {served}")
+        return loaded, name
+
+    def spec_of(self, loaded, version_spec: model_pb2.ModelSpec, name: str) -> model_pb2.ModelSpec:
+        return model_pb2.ModelSpec(name=version_spec.name, signature_name=name,
+                                   version={"value": loaded.version})
+
+
+def _graph_error(message: str) -> str:
+    """The informative part of a TensorFlow op error (e.g. which tf.Example key has which wrong type)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(("Graph execution error", "Detected at node", "[[", "<"))]
+    text = useful[0] if useful else (lines[0] if lines else "invalid argument")
+    return text.split("}} ", 1)[-1]  # drop the "{{function_node ...}}" prefix
+
+
+def _call(handler_fn):
+    def method(self, request, context):
+        try:
+            return handler_fn(self, request)
+        except RequestError as err:
+            context.abort(err.code, str(err))
+        except tf.errors.InvalidArgumentError as err:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, _graph_error(err.message))
+    return method
+
+
+class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """TF Serving's PredictionService over a ModelRepository."""
+
+    def __init__(self, repository: ModelRepository):
+        self.handler = _Handler(repository)
+
+    @_call
+    def Predict(self, request):
+        loaded, name = self.handler.resolve(request.model_spec, "serving_default")
+        signature = loaded.signature_defs[name]
+        expected = set(signature.inputs)
+        given = set(request.inputs)
+        if expected - given:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"missing inputs {sorted(expected - given)} for signature '{name}'")
+        if given - expected:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"unknown inputs {sorted(given - expected)}; signature '{name}' takes "
+                               f"{sorted(expected)}")
+        feeds, batch = {}, None
+        for key, info in signature.inputs.items():
+            proto = request.inputs[key]
+            if proto.dtype != info.dtype:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input '{key}' has dtype {tf.dtypes.as_dtype(proto.dtype).name}, expected "
+                                   f"{tf.dtypes.as_dtype(info.dtype).name}")
+            value = tf.make_ndarray(proto)
+            if value.ndim != 1:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input '{key}' has shape {list(value.shape)}, expected [batch]")
+            if batch is not None and value.shape[0] != batch:
+                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"input '{key}' has batch size {value.shape[0]}, other inputs have {batch}")
+            batch = value.shape[0]
+            feeds[key] = tf.constant(value, dtype=tf.dtypes.as_dtype(info.dtype))
+        outputs = loaded.signatures[name](**feeds)
+        wanted = list(request.output_filter) or list(outputs)
+        unknown = [o for o in wanted if o not in outputs]
+        if unknown:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names unknown outputs {unknown}")
+        response = predict_pb2.PredictResponse(model_spec=self.handler.spec_of(loaded, request.model_spec, name))
+        for key in wanted:
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key].numpy()))
+        return response
+
+    def _examples(self, request):
+        which = request.input.WhichOneof("kind")
+        if which == "example_list":
+            examples = [e.SerializeToString() for e in request.input.example_list.examples]
+        elif which == "example_list_with_context":
+            context = request.input.example_list_with_context.context
+            examples = []
+            for e in request.input.example_list_with_context.examples:
+                merged = tf.train.Example()
+                merged.CopyFrom(context)
+                merged.MergeFrom(e)
+                examples.append(merged.SerializeToString())
+        else:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "the request carries no examples")
+        if not examples:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "the request carries an empty example list")
+        return tf.constant(examples)
+
+    @_call
+    def Classify(self, request):
+        loaded, name = self.handler.resolve(request.model_spec, "classify")
+        outputs = loaded.signatures[name](inputs=self._examples(request))
+        scores, classes = outputs["scores"].numpy(), outputs["classes"].numpy()
+        response = classification_pb2.ClassificationResponse(
+            model_spec=self.handler.spec_of(loaded, request.model_spec, name))
+        for row_scores, row_classes in zip(scores, classes):
+            result = response.result.classifications.add()
+            for label, score in zip(row_classes, row_scores):
+                result.classes.add(label=label.decode(), score=float(score))
+        return response
+
+    @_call
+    def Regress(self, request):
+        loaded, name = self.handler.resolve(request.model_spec, "regress")
+        values = loaded.signatures[name](inputs=self._examples(request))["outputs"].numpy()
+        response = regression_pb2.RegressionResponse(model_spec=self.handler.spec_of(loaded, request.model_spec, name))
+        for value in np.asarray(values).reshape(-1):
+            response.result.regressions.add(value=float(value))
+        return response
+
+    @_call
+    def GetModelMetadata(self, request):
+        fields = list(request.metadata_field) or ["signature_def"]
+        if fields != ["signature_def"]:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"metadata_field must be ['signature_def'], got {fields}")
+        loaded, _ = self.handler.resolve(request.model_spec, "serving_default")
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for key, value in loaded.signature_defs.items():
+            signature_map.signature_def[key].CopyFrom(value)
+        response = get_model_metadata_pb2.GetModelMetadataResponse(
+            model_spec=model_pb2.ModelSpec(name=request.model_spec.name, version={"value": loaded.version}))
+        response.metadata["signature_def"].Pack(signature_map)
+        return response
+
+
+class ModelService(model_service_pb2_grpc.ModelServiceServicer):
+    """TF Serving's ModelService: the status of the served version."""
+
+    def __init__(self, repository: ModelRepository):
+        self.handler = _Handler(repository)
+
+    @_call
+    def GetModelStatus(self, request):
+        loaded, _ = self.handler.resolve(request.model_spec, "serving_default")
+        response = get_model_status_pb2.GetModelStatusResponse()
+        status = response.model_version_status.add(version=loaded.version,
+                                                   state=get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+        status.status.error_code = 0
+        return response
+
+
+def make_server(repository: ModelRepository, port: int, host: str = "127.0.0.1", workers: int = 8) -> grpc.Server:
+    """A started gRPC server on ``host:port`` serving ``repository``."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=GRPC_OPTIONS)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(repository), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(repository), server)
+    if server.add_insecure_port(f"{host}:{port}") == 0:
+        raise OSError(f"cannot bind {host}:{port}")
+    server.start()
+    return server
+
+
+def serve(model_base_path, model_names, port: int = 8500, host: str = "127.0.0.1", poll_seconds: float = 1.0):
+    """Serves until SIGTERM or SIGINT, then stops cleanly (requests in flight get 5 seconds to finish)."""
+    repository = ModelRepository(model_base_path, model_names, poll_seconds)
+    server = make_server(repository, port, host)
+    stopped = threading.Event()
+
+    def stop(*_):
+        server.stop(grace=5).wait()
+        repository.close()
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"tfctr serve: {model_names} from {model_base_path} on {host}:{port}", flush=True)
+    stopped.wait()

@@ -1,0 +1,189 @@
+"""The embedded TF-Serving-compatible server, as a real process on 127.0.0.1, and its client."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_service_pb2_grpc
+
+from tfctr import models
+from tfctr.data import parquet_dataset
+from tfctr.export import export_saved_model
+from tfctr.serving import Client
+from tfctr.training.train import predict_split
+
+TFCTR = Path(sys.executable).parent / "tfctr"
+ENV = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _trained(spec, data, seed):
+    tf.random.set_seed(seed)
+    model = models.build("wdl", spec, embedding_dim=4, hidden_units=[16])
+    model.compile(tf.keras.optimizers.Adam(0.01), "binary_crossentropy")
+    model.fit(parquet_dataset(data["train"], spec, 1024), epochs=1, verbose=0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def served(small_data, small_spec, tmp_path_factory):
+    base = tmp_path_factory.mktemp("serving")
+    model = _trained(small_spec, small_data, 0)
+    export_saved_model(model, small_spec, base, "ctr")
+    port = _free_port()
+    process = subprocess.Popen([str(TFCTR), "serve", "--model-base-path", str(base), "--model-name", "ctr",
+                                "--port", str(port), "--poll-seconds", "0.2"], env=ENV,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = Client("127.0.0.1", port, "ctr", timeout=30, retries=0)
+    deadline = time.time() + 120
+    while True:
+        try:
+            client.status()
+            break
+        except grpc.RpcError:
+            if time.time() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError(f"server did not start: {process.stderr.read()[-3000:]}") from None
+            time.sleep(0.5)
+    yield {"base": base, "port": port, "model": model, "client": client, "process": process}
+    client.close()
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_predict_equals_in_process(served, small_data, small_spec):
+    rows = pq.read_table(small_data["valid"]).slice(0, 300)
+    outputs = served["client"].predict(rows)
+    expected = predict_split(served["model"], small_data["valid"], small_spec)[:300]
+    np.testing.assert_allclose(outputs["probability"], expected, atol=1e-6)
+    assert set(outputs) == {"probability", "logit"}
+
+
+def test_classify_regress_metadata_status(served, small_data, small_spec):
+    client = served["client"]
+    rows = pq.read_table(small_data["valid"]).slice(0, 20).to_pylist()
+    numeric = {f.name for f in small_spec.features if f.kind == "numeric"}
+    for row in rows:  # numerics travel as float_list; a missing value is an absent feature
+        for key in [k for k, v in row.items() if v is None or v == []]:
+            del row[key]
+        for key in numeric & set(row):
+            row[key] = float(row[key])
+    expected = client.predict(pq.read_table(small_data["valid"]).slice(0, 20))["probability"]
+    scores = client.classify(rows)
+    np.testing.assert_allclose(scores[:, 1], expected, atol=1e-5)
+    np.testing.assert_allclose(client.regress(rows), expected, atol=1e-5)
+    rows[0]["I1"] = 3  # an int64_list where the model expects a float_list
+    with pytest.raises(grpc.RpcError) as info:
+        client.classify(rows[:1])
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "I1" in info.value.details()
+    metadata = client.metadata()
+    assert metadata["serving_default"]["method"] == "tensorflow/serving/predict"
+    assert metadata["classify"]["method"] == "tensorflow/serving/classify"
+    assert metadata["serving_default"]["inputs"]["C1"] == tf.string
+    assert metadata["serving_default"]["inputs"]["I1"] == tf.float64
+    assert client.status()[0][1] == "AVAILABLE"
+
+
+def _raw_request(served, small_spec, **changes):
+    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=changes.pop("name", "ctr")))
+    if "version" in changes:
+        request.model_spec.version.value = changes.pop("version")
+    request.model_spec.signature_name = changes.pop("signature", "")
+    values = {f.name: (np.array(["a", "b"], dtype=object) if f.dtype in ("string",) or f.kind == "list"
+                       else np.array([1.0, 2.0]) if f.kind == "numeric" else np.array([1, 2]))
+              for f in small_spec.features}
+    values.update(changes.pop("values", {}))
+    for name in changes.pop("drop", []):
+        del values[name]
+    for name, value in values.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    return request
+
+
+@pytest.mark.parametrize("changes, code, message", [
+    ({"drop": ["C1"]}, grpc.StatusCode.INVALID_ARGUMENT, "missing inputs ['C1']"),
+    ({"values": {"I1": np.array([1, 2])}}, grpc.StatusCode.INVALID_ARGUMENT, "input 'I1' has dtype int64, expected "
+                                                                             "float64"),
+    ({"values": {"C2": np.array([["a", "b"]], dtype=object)}}, grpc.StatusCode.INVALID_ARGUMENT,
+     "input 'C2' has shape [1, 2]"),
+    ({"values": {"C3": np.array(["a", "b", "c"], dtype=object)}}, grpc.StatusCode.INVALID_ARGUMENT,
+     "batch size 3"),
+    ({"values": {"extra": np.array([1.0, 2.0])}}, grpc.StatusCode.INVALID_ARGUMENT, "unknown inputs ['extra']"),
+    ({"name": "other"}, grpc.StatusCode.NOT_FOUND, "model 'other' is not served"),
+    ({"name": "../ctr"}, grpc.StatusCode.NOT_FOUND, "model '../ctr' is not served"),
+    ({"version": 99}, grpc.StatusCode.NOT_FOUND, "version 99 of model 'ctr' is not loaded"),
+    ({"signature": "nope"}, grpc.StatusCode.NOT_FOUND, "signature 'nope' not found"),
+])
+def test_bad_requests_get_clear_errors_and_the_server_keeps_serving(served, small_spec, changes, code, message):
+    channel = grpc.insecure_channel(f"127.0.0.1:{served['port']}")
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Predict(_raw_request(served, small_spec, **changes), timeout=30)
+    assert info.value.code() == code
+    assert message in info.value.details(), info.value.details()
+    answer = stub.Predict(_raw_request(served, small_spec), timeout=30).outputs["probability"]
+    assert tf.make_ndarray(answer).shape == (2,)
+    channel.close()
+
+
+def test_new_version_is_picked_up_without_failed_requests(served, small_data, small_spec):
+    client = Client("127.0.0.1", served["port"], "ctr", timeout=30, retries=0)
+    rows = pq.read_table(small_data["valid"]).slice(0, 50)
+    failures, answers, stop = [], [], threading.Event()
+
+    def stream():
+        while not stop.is_set():
+            try:
+                answers.append(client.predict(rows)["probability"])
+            except grpc.RpcError as err:
+                failures.append(err)
+
+    worker = threading.Thread(target=stream)
+    worker.start()
+    newer = _trained(small_spec, small_data, 1)
+    path = export_saved_model(newer, small_spec, served["base"], "ctr")
+    expected = predict_split(newer, small_data["valid"], small_spec)[:50]
+    deadline = time.time() + 60
+    while time.time() < deadline and client.status()[0][0] != int(path.name):
+        time.sleep(0.2)
+    time.sleep(0.5)
+    stop.set()
+    worker.join()
+    assert client.status()[0] == (int(path.name), "AVAILABLE")
+    assert not failures and len(answers) > 3
+    np.testing.assert_allclose(client.predict(rows)["probability"], expected, atol=1e-6)
+    client.close()
+
+
+def test_killed_server_makes_clients_fail_fast(served, small_data):
+    # last test of the module: it kills the server
+    client = Client("127.0.0.1", served["port"], "ctr", timeout=5, retries=1)
+    rows = pq.read_table(small_data["valid"]).slice(0, 5)
+    client.predict(rows)
+    served["process"].kill()
+    served["process"].wait(timeout=30)
+    start = time.time()
+    with pytest.raises(grpc.RpcError) as info:
+        client.predict(rows)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert time.time() - start < 5
+    client.close()
