@@ -23,9 +23,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-_OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+from tfctr.serving.options import GRPC_OPTIONS
 
 
 def _columns(rows) -> dict:
@@ -91,7 +89,7 @@ class Client:
         self.timeout = timeout
         self.retries = retries
         self.list_separator = list_separator
-        self.channel = grpc.insecure_channel(f"{host}:{port}", options=_OPTIONS)
+        self.channel = grpc.insecure_channel(f"{host}:{port}", options=GRPC_OPTIONS)
         self._predictions = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self.channel)
         self._signatures = None
@@ -119,6 +117,18 @@ class Client:
                        "inputs": {k: tf.dtypes.as_dtype(v.dtype) for k, v in sig.inputs.items()},
                        "outputs": {k: tf.dtypes.as_dtype(v.dtype) for k, v in sig.outputs.items()}}
                 for name, sig in signature_map.signature_def.items() if not name.startswith("__")}
+
+    def wait_until_available(self, timeout: float = 120.0, process=None) -> list[tuple[int, str]]:
+        """Polls GetModelStatus until the model answers (returns its status) or ``timeout`` seconds pass; stops
+        early with RuntimeError when ``process`` (a server ``subprocess.Popen``) has exited."""
+        deadline = time.time() + timeout
+        while True:
+            try:
+                return self.status()
+            except grpc.RpcError as err:
+                if time.time() > deadline or (process is not None and process.poll() is not None):
+                    raise RuntimeError(f"model '{self.model_name}' did not become available: {err.code()}") from None
+                time.sleep(0.5)
 
     def status(self) -> list[tuple[int, str]]:
         """``[(version, state name)]`` of the served versions."""

@@ -27,11 +27,8 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from tfctr.serving.options import GRPC_OPTIONS
 from tfctr.serving.repository import ModelRepository
-
-MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-GRPC_OPTIONS = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
 
 
 class RequestError(Exception):
@@ -105,7 +102,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"unknown inputs {sorted(given - expected)}; signature '{name}' takes "
                                f"{sorted(expected)}")
-        feeds, batch = {}, None
+        feeds = {}
         for key, info in signature.inputs.items():
             proto = request.inputs[key]
             if proto.dtype != info.dtype:
@@ -116,11 +113,13 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             if value.ndim != 1:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"input '{key}' has shape {list(value.shape)}, expected [batch]")
-            if batch is not None and value.shape[0] != batch:
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"input '{key}' has batch size {value.shape[0]}, other inputs have {batch}")
-            batch = value.shape[0]
             feeds[key] = tf.constant(value, dtype=tf.dtypes.as_dtype(info.dtype))
+        sizes = {key: int(value.shape[0]) for key, value in feeds.items()}
+        common = max(set(sizes.values()), key=list(sizes.values()).count)
+        odd = sorted(key for key, size in sizes.items() if size != common)
+        if odd:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"inputs {odd} have batch size {sorted({sizes[k] for k in odd})}, the others {common}")
         outputs = loaded.signatures[name](**feeds)
         wanted = list(request.output_filter) or list(outputs)
         unknown = [o for o in wanted if o not in outputs]

@@ -50,16 +50,11 @@ def served(small_data, small_spec, tmp_path_factory):
                                 "--port", str(port), "--poll-seconds", "0.2"], env=ENV,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     client = Client("127.0.0.1", port, "ctr", timeout=30, retries=0)
-    deadline = time.time() + 120
-    while True:
-        try:
-            client.status()
-            break
-        except grpc.RpcError:
-            if time.time() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError(f"server did not start: {process.stderr.read()[-3000:]}") from None
-            time.sleep(0.5)
+    try:
+        client.wait_until_available(process=process)
+    except RuntimeError:
+        process.kill()
+        raise RuntimeError(f"server did not start: {process.stderr.read()[-3000:]}") from None
     yield {"base": base, "port": port, "model": model, "client": client, "process": process}
     client.close()
     if process.poll() is None:
@@ -126,7 +121,7 @@ def _raw_request(served, small_spec, **changes):
     ({"values": {"C2": np.array([["a", "b"]], dtype=object)}}, grpc.StatusCode.INVALID_ARGUMENT,
      "input 'C2' has shape [1, 2]"),
     ({"values": {"C3": np.array(["a", "b", "c"], dtype=object)}}, grpc.StatusCode.INVALID_ARGUMENT,
-     "batch size 3"),
+     "inputs ['C3'] have batch size [3], the others 2"),
     ({"values": {"extra": np.array([1.0, 2.0])}}, grpc.StatusCode.INVALID_ARGUMENT, "unknown inputs ['extra']"),
     ({"name": "other"}, grpc.StatusCode.NOT_FOUND, "model 'other' is not served"),
     ({"name": "../ctr"}, grpc.StatusCode.NOT_FOUND, "model '../ctr' is not served"),

@@ -13,10 +13,8 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import grpc
 import numpy as np
 import pyarrow.parquet as pq
 import tensorflow as tf
@@ -82,16 +80,7 @@ def _serve_and_compare(model_base_path: Path, rows, expected) -> float:
                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     try:
         with Client("127.0.0.1", port, "dcnv2", timeout=30, retries=0) as client:
-            deadline = time.time() + 120
-            while True:
-                try:
-                    client.status()
-                    break
-                except grpc.RpcError:
-                    if time.time() > deadline or server.poll() is not None:
-                        raise RuntimeError("tfctr serve did not come up") from None
-                    time.sleep(0.5)
-            print(f"   server on 127.0.0.1:{port}, status {client.status()}")
+            print(f"   server on 127.0.0.1:{port}, status {client.wait_until_available(process=server)}")
             served = client.predict(rows)["probability"]
         return float(np.max(np.abs(served - expected)))
     finally:
