@@ -29,14 +29,7 @@ from tensorflow_serving.apis import (
 
 from tfctr.serving.options import GRPC_OPTIONS
 from tfctr.serving.repository import ModelRepository
-
-
-class RequestError(Exception):
-    """A request the server refuses, with the gRPC status code to answer."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
+from tfctr.serving.requests import RequestError, input_dtypes, resolve, run_predict
 
 
 def _version_of(model_spec) -> int | None:
@@ -48,16 +41,8 @@ class _Handler:
         self.repository = repository
 
     def resolve(self, model_spec, default_signature: str):
-        try:
-            loaded = self.repository.get(model_spec.name, _version_of(model_spec))
-        except KeyError as err:
-            raise RequestError(grpc.StatusCode.NOT_FOUND, str(err.args[0])) from None
-        name = model_spec.signature_name or default_signature
-        if name not in loaded.signature_defs:
-            served = sorted(loaded.signature_defs)
-            raise RequestError(grpc.StatusCode.NOT_FOUND,
-                               f"signature '{name}' not found in model '{model_spec.name}'; it has {served}")
-        return loaded, name
+        return resolve(self.repository, model_spec.name, _version_of(model_spec), model_spec.signature_name,
+                       default_signature)
 
     def spec_of(self, loaded, version_spec: model_pb2.ModelSpec, name: str) -> model_pb2.ModelSpec:
         return model_pb2.ModelSpec(name=version_spec.name, signature_name=name,
@@ -92,42 +77,18 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     @_call
     def Predict(self, request):
         loaded, name = self.handler.resolve(request.model_spec, "serving_default")
-        signature = loaded.signature_defs[name]
-        expected = set(signature.inputs)
-        given = set(request.inputs)
-        if expected - given:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"missing inputs {sorted(expected - given)} for signature '{name}'")
-        if given - expected:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"unknown inputs {sorted(given - expected)}; signature '{name}' takes "
-                               f"{sorted(expected)}")
-        feeds = {}
-        for key, info in signature.inputs.items():
-            proto = request.inputs[key]
-            if proto.dtype != info.dtype:
+        dtypes = input_dtypes(loaded, name)
+        arrays = {}
+        for key, proto in request.inputs.items():
+            given = tf.dtypes.as_dtype(proto.dtype)
+            if key in dtypes and given != dtypes[key]:
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"input '{key}' has dtype {tf.dtypes.as_dtype(proto.dtype).name}, expected "
-                                   f"{tf.dtypes.as_dtype(info.dtype).name}")
-            value = tf.make_ndarray(proto)
-            if value.ndim != 1:
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"input '{key}' has shape {list(value.shape)}, expected [batch]")
-            feeds[key] = tf.constant(value, dtype=tf.dtypes.as_dtype(info.dtype))
-        sizes = {key: int(value.shape[0]) for key, value in feeds.items()}
-        common = max(set(sizes.values()), key=list(sizes.values()).count)
-        odd = sorted(key for key, size in sizes.items() if size != common)
-        if odd:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"inputs {odd} have batch size {sorted({sizes[k] for k in odd})}, the others {common}")
-        outputs = loaded.signatures[name](**feeds)
-        wanted = list(request.output_filter) or list(outputs)
-        unknown = [o for o in wanted if o not in outputs]
-        if unknown:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names unknown outputs {unknown}")
+                                   f"input '{key}' has dtype {given.name}, expected {dtypes[key].name}")
+            arrays[key] = tf.make_ndarray(proto)
+        outputs = run_predict(loaded, name, arrays, request.output_filter)
         response = predict_pb2.PredictResponse(model_spec=self.handler.spec_of(loaded, request.model_spec, name))
-        for key in wanted:
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(outputs[key].numpy()))
+        for key, value in outputs.items():
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
         return response
 
     def _examples(self, request):
