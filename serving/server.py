@@ -1,5 +1,6 @@
 """An embedded, TF-Serving-compatible gRPC server: ``PredictionService`` (Predict, Classify, Regress,
-GetModelMetadata) and ``ModelService`` (GetModelStatus), on the stubs generated in ``tensorflow-serving-api``.
+GetModelMetadata) and ``ModelService`` (GetModelStatus), on the stubs generated in ``tensorflow-serving-api``,
+optionally with TF Serving's REST predict API beside it (``tfctr.serving.rest``).
 
 It serves the SavedModels that ``tfctr export`` writes (and real TF Serving loads unchanged): the latest version
 of each configured name, picking up new versions as they appear. Requests are validated against the signature
@@ -174,18 +175,26 @@ def make_server(repository: ModelRepository, port: int, host: str = "127.0.0.1",
     return server
 
 
-def serve(model_base_path, model_names, port: int = 8500, host: str = "127.0.0.1", poll_seconds: float = 1.0):
-    """Serves until SIGTERM or SIGINT, then stops cleanly (requests in flight get 5 seconds to finish)."""
+def serve(model_base_path, model_names, port: int = 8500, host: str = "127.0.0.1", poll_seconds: float = 1.0,
+          rest_port: int = 0):
+    """Serves gRPC on ``port`` (and TF Serving's REST API on ``rest_port`` unless 0) until SIGTERM or SIGINT, then
+    stops cleanly (requests in flight get 5 seconds to finish)."""
+    from tfctr.serving.rest import make_rest_server
+
     repository = ModelRepository(model_base_path, model_names, poll_seconds)
     server = make_server(repository, port, host)
+    rest = make_rest_server(repository, rest_port, host) if rest_port else None
     stopped = threading.Event()
 
     def stop(*_):
+        if rest is not None:
+            rest.shutdown()
         server.stop(grace=5).wait()
         repository.close()
         stopped.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"tfctr serve: {model_names} from {model_base_path} on {host}:{port}", flush=True)
+    where = f"{host}:{port}" + (f", REST on {host}:{rest_port}" if rest else "")
+    print(f"tfctr serve: {model_names} from {model_base_path} on {where}", flush=True)
     stopped.wait()

@@ -1,5 +1,6 @@
 """The embedded TF-Serving-compatible server, as a real process on 127.0.0.1, and its client."""
 
+import json
 import os
 import signal
 import socket
@@ -7,6 +8,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -45,9 +48,9 @@ def served(small_data, small_spec, tmp_path_factory):
     base = tmp_path_factory.mktemp("serving")
     model = _trained(small_spec, small_data, 0)
     export_saved_model(model, small_spec, base, "ctr")
-    port = _free_port()
+    port, rest_port = _free_port(), _free_port()
     process = subprocess.Popen([str(TFCTR), "serve", "--model-base-path", str(base), "--model-name", "ctr",
-                                "--port", str(port), "--poll-seconds", "0.2"], env=ENV,
+                                "--port", str(port), "--rest-port", str(rest_port), "--poll-seconds", "0.2"], env=ENV,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     client = Client("127.0.0.1", port, "ctr", timeout=30, retries=0)
     try:
@@ -55,7 +58,7 @@ def served(small_data, small_spec, tmp_path_factory):
     except RuntimeError:
         process.kill()
         raise RuntimeError(f"server did not start: {process.stderr.read()[-3000:]}") from None
-    yield {"base": base, "port": port, "model": model, "client": client, "process": process}
+    yield {"base": base, "port": port, "rest_port": rest_port, "model": model, "client": client, "process": process}
     client.close()
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -96,6 +99,45 @@ def test_classify_regress_metadata_status(served, small_data, small_spec):
     assert metadata["serving_default"]["inputs"]["C1"] == tf.string
     assert metadata["serving_default"]["inputs"]["I1"] == tf.float64
     assert client.status()[0][1] == "AVAILABLE"
+
+
+def _rest(served, path, body=None):
+    request = urllib.request.Request(f"http://127.0.0.1:{served['rest_port']}{path}",
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     method="GET" if body is None else "POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_rest_predict_row_and_columnar_forms_and_status(served, small_data, small_spec):
+    table = pq.read_table(small_data["valid"]).slice(0, 30)
+    expected = served["client"].predict(table)["probability"]
+    raw = {k: v.tolist() for k, v in _columns_for_rest(table, small_spec).items()}
+    status, answer = _rest(served, "/v1/models/ctr:predict", {"inputs": raw})
+    assert status == 200
+    np.testing.assert_allclose(answer["outputs"]["probability"], expected, atol=1e-6)
+    rows = [dict(zip(raw, values)) for values in zip(*raw.values())]
+    status, answer = _rest(served, "/v1/models/ctr:predict", {"instances": rows})
+    assert status == 200
+    np.testing.assert_allclose([p["probability"] for p in answer["predictions"]], expected, atol=1e-6)
+    status, answer = _rest(served, "/v1/models/ctr")
+    assert status == 200 and answer["model_version_status"][0]["state"] == "AVAILABLE"
+    assert _rest(served, "/v1/models/other:predict", {"instances": rows})[0] == 404
+    assert _rest(served, "/v1/models/ctr/versions/99")[0] == 404
+    status, answer = _rest(served, "/v1/models/ctr:predict", {"instances": [{**rows[0], "I1": "many"}]})
+    assert status == 400 and "input 'I1' cannot be read as float64" in answer["error"]
+    status, answer = _rest(served, "/v1/models/ctr:predict", {"rows": rows})
+    assert status == 400 and "exactly one of" in answer["error"]
+
+
+def _columns_for_rest(table, spec):
+    from tfctr.data.encoding import arrow_to_serving
+
+    columns = arrow_to_serving(table, spec)
+    return {k: np.where(np.isnan(v), None, v) if v.dtype == np.float64 else v for k, v in columns.items()}
 
 
 def _raw_request(served, small_spec, **changes):

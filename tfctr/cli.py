@@ -63,7 +63,8 @@ def _cmd_convert(args):
 def _cmd_serve(args):
     from tfctr.serving import serve
 
-    serve(args.model_base_path, args.model_name, port=args.port, host=args.host, poll_seconds=args.poll_seconds)
+    serve(args.model_base_path, args.model_name, port=args.port, host=args.host, poll_seconds=args.poll_seconds,
+          rest_port=args.rest_port)
 
 
 def _cmd_predict(args):
@@ -144,7 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve SavedModels over TF Serving's gRPC API (embedded server)")
     p.add_argument("--model-base-path", required=True)
     p.add_argument("--model-name", required=True, nargs="+")
-    p.add_argument("--port", type=int, default=8500)
+    p.add_argument("--port", type=int, default=8500, help="gRPC port")
+    p.add_argument("--rest-port", type=int, default=0, help="TF Serving REST API port (0 = off)")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
     p.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new versions")
     p.set_defaults(func=_cmd_serve)
