@@ -35,11 +35,8 @@ def input_dtypes(loaded: LoadedVersion, signature: str) -> dict[str, tf.DType]:
     return {k: tf.dtypes.as_dtype(v.dtype) for k, v in loaded.signature_defs[signature].inputs.items()}
 
 
-def run_predict(loaded: LoadedVersion, signature: str, arrays: dict, output_filter=()) -> dict[str, np.ndarray]:
-    """Checks input names and batch shapes against the signature, runs it and returns the wanted outputs.
-
-    ``arrays`` must already have the signature's dtypes (each front end converts and checks dtypes itself).
-    """
+def check_inputs(loaded: LoadedVersion, signature: str, arrays: dict) -> int:
+    """Checks input names and shapes against the signature; returns the batch size."""
     expected = set(loaded.signature_defs[signature].inputs)
     given = set(arrays)
     if expected - given:
@@ -59,10 +56,28 @@ def run_predict(loaded: LoadedVersion, signature: str, arrays: dict, output_filt
     if odd:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                            f"inputs {odd} have batch size {sorted({sizes[k] for k in odd})}, the others {common}")
+    return common
+
+
+def call_signature(loaded: LoadedVersion, signature: str, arrays: dict) -> dict[str, np.ndarray]:
+    """Runs a signature on checked inputs (already in the signature's dtypes); every output as NumPy."""
     dtypes = input_dtypes(loaded, signature)
     outputs = loaded.signatures[signature](**{k: tf.constant(v, dtype=dtypes[k]) for k, v in arrays.items()})
+    return {key: value.numpy() for key, value in outputs.items()}
+
+
+def select_outputs(outputs: dict, output_filter=()) -> dict:
     wanted = list(output_filter) or list(outputs)
     unknown = [o for o in wanted if o not in outputs]
     if unknown:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names unknown outputs {unknown}")
-    return {key: outputs[key].numpy() for key in wanted}
+    return {key: outputs[key] for key in wanted}
+
+
+def run_predict(loaded: LoadedVersion, signature: str, arrays: dict, output_filter=(), batcher=None) -> dict:
+    """Checks the inputs, runs the signature (through ``batcher`` when given, merged with concurrent requests)
+    and returns the wanted outputs. ``arrays`` must already have the signature's dtypes."""
+    check_inputs(loaded, signature, arrays)
+    outputs = batcher.call(loaded, signature, arrays) if batcher is not None else \
+        call_signature(loaded, signature, arrays)
+    return select_outputs(outputs, output_filter)

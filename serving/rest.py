@@ -47,7 +47,7 @@ def _jsonable(value: np.ndarray):
     return value.tolist() if value.dtype != object else [v.decode() for v in value]
 
 
-def predict_json(repository: ModelRepository, model: str, version: int | None, body: dict) -> dict:
+def predict_json(repository: ModelRepository, model: str, version: int | None, body: dict, batcher=None) -> dict:
     """Answers one REST predict body (row or columnar form)."""
     if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
@@ -66,7 +66,7 @@ def predict_json(repository: ModelRepository, model: str, version: int | None, b
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, '"inputs" must be an object of columns')
     arrays = {name: _typed(name, values if isinstance(values, list) else [values], dtypes[name])
               if name in dtypes else np.asarray(values) for name, values in columns.items()}
-    outputs = {k: _jsonable(v) for k, v in run_predict(loaded, signature, arrays).items()}
+    outputs = {k: _jsonable(v) for k, v in run_predict(loaded, signature, arrays, batcher=batcher).items()}
     if "inputs" in body:
         return {"outputs": outputs}
     return {"predictions": [dict(zip(outputs, values)) for values in zip(*outputs.values())]}
@@ -78,7 +78,8 @@ def status_json(repository: ModelRepository, model: str, version: int | None) ->
                                       "status": {"error_code": "OK", "error_message": ""}}]}
 
 
-def make_rest_server(repository: ModelRepository, port: int, host: str = "127.0.0.1") -> ThreadingHTTPServer:
+def make_rest_server(repository: ModelRepository, port: int, host: str = "127.0.0.1",
+                     batcher=None) -> ThreadingHTTPServer:
     """A started (background thread) HTTP server with TF Serving's REST predict and status endpoints."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -119,7 +120,7 @@ def make_rest_server(repository: ModelRepository, port: int, host: str = "127.0.
                     body = json.loads(self.rfile.read(length) or b"null")
                 except json.JSONDecodeError as err:
                     raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"the body is not JSON: {err}") from None
-                return predict_json(repository, model, version, body)
+                return predict_json(repository, model, version, body, batcher)
 
             self._handle(work)
 

@@ -72,8 +72,9 @@ def _call(handler_fn):
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """TF Serving's PredictionService over a ModelRepository."""
 
-    def __init__(self, repository: ModelRepository):
+    def __init__(self, repository: ModelRepository, batcher=None):
         self.handler = _Handler(repository)
+        self.batcher = batcher
 
     @_call
     def Predict(self, request):
@@ -86,7 +87,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"input '{key}' has dtype {given.name}, expected {dtypes[key].name}")
             arrays[key] = tf.make_ndarray(proto)
-        outputs = run_predict(loaded, name, arrays, request.output_filter)
+        outputs = run_predict(loaded, name, arrays, request.output_filter, self.batcher)
         response = predict_pb2.PredictResponse(model_spec=self.handler.spec_of(loaded, request.model_spec, name))
         for key, value in outputs.items():
             response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
@@ -164,10 +165,12 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-def make_server(repository: ModelRepository, port: int, host: str = "127.0.0.1", workers: int = 8) -> grpc.Server:
-    """A started gRPC server on ``host:port`` serving ``repository``."""
+def make_server(repository: ModelRepository, port: int, host: str = "127.0.0.1", workers: int = 32,
+                batcher=None) -> grpc.Server:
+    """A started gRPC server on ``host:port`` serving ``repository`` (Predict through ``batcher`` when given)."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=GRPC_OPTIONS)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(repository), server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(repository, batcher),
+                                                                        server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(repository), server)
     if server.add_insecure_port(f"{host}:{port}") == 0:
         raise OSError(f"cannot bind {host}:{port}")
@@ -176,14 +179,17 @@ def make_server(repository: ModelRepository, port: int, host: str = "127.0.0.1",
 
 
 def serve(model_base_path, model_names, port: int = 8500, host: str = "127.0.0.1", poll_seconds: float = 1.0,
-          rest_port: int = 0):
+          rest_port: int = 0, enable_batching: bool = False, max_batch_size: int = 256, batch_timeout_ms: float = 2.0):
     """Serves gRPC on ``port`` (and TF Serving's REST API on ``rest_port`` unless 0) until SIGTERM or SIGINT, then
-    stops cleanly (requests in flight get 5 seconds to finish)."""
+    stops cleanly (requests in flight get 5 seconds to finish). With ``enable_batching`` concurrent Predict
+    requests are merged (``tfctr.serving.batching``)."""
+    from tfctr.serving.batching import Batcher
     from tfctr.serving.rest import make_rest_server
 
     repository = ModelRepository(model_base_path, model_names, poll_seconds)
-    server = make_server(repository, port, host)
-    rest = make_rest_server(repository, rest_port, host) if rest_port else None
+    batcher = Batcher(max_batch_size, batch_timeout_ms) if enable_batching else None
+    server = make_server(repository, port, host, batcher=batcher)
+    rest = make_rest_server(repository, rest_port, host, batcher) if rest_port else None
     stopped = threading.Event()
 
     def stop(*_):

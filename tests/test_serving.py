@@ -224,3 +224,36 @@ def test_killed_server_makes_clients_fail_fast(served, small_data):
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     assert time.time() - start < 5
     client.close()
+
+
+def test_server_side_batching_merges_concurrent_requests(small_data, small_spec, tmp_path):
+    from tfctr.serving import ModelRepository, make_server
+    from tfctr.serving.batching import Batcher
+
+    model = _trained(small_spec, small_data, 2)
+    export_saved_model(model, small_spec, tmp_path, "ctr")
+    repository = ModelRepository(tmp_path, ["ctr"], poll_seconds=0)
+    batcher = Batcher(max_batch_size=64, timeout_ms=50)
+    port = _free_port()
+    server = make_server(repository, port, batcher=batcher)
+    table = pq.read_table(small_data["valid"]).slice(0, 64)
+    expected = predict_split(model, small_data["valid"], small_spec)[:64]
+    answers, errors = {}, []
+
+    def ask(i):
+        with Client("127.0.0.1", port, "ctr", timeout=30, retries=0) as client:
+            try:
+                answers[i] = client.predict(table.slice(4 * i, 4))["probability"]
+            except grpc.RpcError as err:
+                errors.append(err)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    server.stop(grace=1)
+    assert not errors and len(answers) == 16
+    for i, values in answers.items():  # every request gets exactly its own rows back
+        np.testing.assert_allclose(values, expected[4 * i:4 * i + 4], atol=1e-6)
+    assert batcher.requests == 16 and batcher.calls < 16  # merged into fewer signature calls

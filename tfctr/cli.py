@@ -64,7 +64,8 @@ def _cmd_serve(args):
     from tfctr.serving import serve
 
     serve(args.model_base_path, args.model_name, port=args.port, host=args.host, poll_seconds=args.poll_seconds,
-          rest_port=args.rest_port)
+          rest_port=args.rest_port, enable_batching=args.enable_batching, max_batch_size=args.max_batch_size,
+          batch_timeout_ms=args.batch_timeout_ms)
 
 
 def _cmd_predict(args):
@@ -149,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rest-port", type=int, default=0, help="TF Serving REST API port (0 = off)")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
     p.add_argument("--poll-seconds", type=float, default=1.0, help="how often to look for new versions")
+    p.add_argument("--enable-batching", action="store_true", help="merge concurrent Predict requests")
+    p.add_argument("--max-batch-size", type=int, default=256, help="rows that close a batch at once")
+    p.add_argument("--batch-timeout-ms", type=float, default=2.0, help="how long a batch waits for more requests")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("predict", help="send the rows of a Parquet file to a server (gRPC Predict)")
