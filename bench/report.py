@@ -72,9 +72,22 @@ def pipeline_table(result):
     return "\n".join(lines)
 
 
+def serving_table(result):
+    limits = ", ".join(f"batch {b}: {v:,.0f} rows/s" for b, v in result["in_process"].items())
+    lines = [f"`tfctr serve` on {result['model']} (a server process; clients are threads of one Python process, "
+             f"one gRPC channel each). In-process SavedModel limit: {limits}. {_machine(result)}", "",
+             "| batching | request batch | clients | QPS | p50 ms | p99 ms | % of in-process rows/s |",
+             "|---|---|---|---|---|---|---|"]
+    for run in result["runs"]:
+        lines.append(f"| {'on' if run['batching'] else 'off'} | {run['batch']} | {run['clients']} | {run['qps']:,.0f} "
+                     f"| {run['p50_ms']:.1f} | {run['p99_ms']:.1f} | {100 * run['fraction_of_in_process']:.0f}% |")
+    return "\n".join(lines)
+
+
 def main():
     for title, name, render in (("Training throughput", "train_throughput", throughput_table),
-                                ("Input pipeline", "pipeline", pipeline_table)):
+                                ("Input pipeline", "pipeline", pipeline_table),
+                                ("Serving", "serving", serving_table)):
         result = _load(name)
         if result:
             print(f"### {title}\n\n{render(result)}\n")

@@ -1,0 +1,118 @@
+"""Serving QPS and latency of ``tfctr serve`` (a real server process on 127.0.0.1) next to the in-process limit.
+
+For 1, 8 and 32 concurrent gRPC clients (threads, one channel each) at request batch 1 and 64, with and without
+server-side batching, on an exported DCNv2: queries/second and p50/p99 latency. The limit is the same
+SavedModel signature called in-process on the same batch shape. Target (issue 4): at 32 clients, batch 1,
+batching on, at least 50% of the in-process rows/second at that shape.
+
+    python bench/serving.py [--seconds 3]
+"""
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import tensorflow as tf
+from common import synthetic, write_result
+
+from tfctr import models
+from tfctr.data.encoding import arrow_to_serving
+from tfctr.export import export_saved_model
+from tfctr.features import FeatureSpec
+from tfctr.serving import Client
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def in_process_rows_per_second(version_dir, raw, batch, seconds):
+    serving = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    feed = {k: tf.constant(v[:batch]) for k, v in raw.items()}
+    serving(**feed)
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        serving(**feed)["probability"].numpy()
+        calls += 1
+    return calls * batch / (time.perf_counter() - start)
+
+
+def load(port, table, clients, batch, seconds):
+    latencies, stop = [], threading.Event()
+    lock = threading.Lock()
+
+    def worker(offset):
+        with Client("127.0.0.1", port, "dcnv2", timeout=30, retries=0) as client:
+            rows = table.slice(offset, batch)
+            client.predict(rows)  # metadata fetched and channel warm before timing
+            local = []
+            while not stop.is_set():
+                start = time.perf_counter()
+                client.predict(rows)
+                local.append(time.perf_counter() - start)
+            with lock:
+                latencies.extend(local)
+
+    threads = [threading.Thread(target=worker, args=(i * batch % 1000,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    ms = np.array(latencies) * 1000
+    return {"qps": len(ms) / seconds, "rows_per_second": len(ms) * batch / seconds,
+            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=3.0)
+    args = parser.parse_args()
+    paths = synthetic("criteo_like_200000", 200_000)
+    spec = FeatureSpec.infer(paths["train"], exclude=["true_ctr"]).fit(paths["train"])
+    model = models.build("dcnv2", spec)  # serving cost does not depend on the weights' values
+    table = pq.read_table(paths["test"]).slice(0, 2000)
+    raw = arrow_to_serving(table, spec)
+    results = {"model": "dcnv2", "runs": [], "in_process": {}}
+    with tempfile.TemporaryDirectory() as base:
+        version_dir = export_saved_model(model, spec, base, "dcnv2")
+        for batch in (1, 64):
+            results["in_process"][str(batch)] = in_process_rows_per_second(version_dir, raw, batch, args.seconds)
+        for batching in (False, True):
+            port = _free_port()
+            command = [str(Path(sys.executable).parent / "tfctr"), "serve", "--model-base-path", base,
+                       "--model-name", "dcnv2", "--port", str(port)] + (["--enable-batching"] if batching else [])
+            server = subprocess.Popen(command, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+            try:
+                with Client("127.0.0.1", port, "dcnv2") as client:
+                    client.wait_until_available(process=server)
+                for batch in (1, 64):
+                    for clients in (1, 8, 32):
+                        measured = load(port, table, clients, batch, args.seconds)
+                        limit = results["in_process"][str(batch)]
+                        measured.update(batching=batching, batch=batch, clients=clients,
+                                        fraction_of_in_process=measured["rows_per_second"] / limit)
+                        results["runs"].append(measured)
+                        print(f"batching={batching!s:5} batch={batch:3} clients={clients:2}: {measured['qps']:8.0f} "
+                              f"QPS  p50 {measured['p50_ms']:6.2f} ms  p99 {measured['p99_ms']:7.2f} ms  "
+                              f"{100 * measured['fraction_of_in_process']:5.1f}% of in-process rows/s")
+            finally:
+                server.send_signal(signal.SIGTERM)
+                server.wait(timeout=60)
+    write_result("serving", results)
+
+
+if __name__ == "__main__":
+    main()
