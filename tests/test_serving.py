@@ -211,6 +211,29 @@ def test_new_version_is_picked_up_without_failed_requests(served, small_data, sm
     client.close()
 
 
+def test_predict_cli_against_the_server(served, small_data, tmp_path):
+    rows = pq.read_table(small_data["valid"]).slice(0, 40)
+    pq.write_table(rows, tmp_path / "rows.parquet")
+    done = subprocess.run([str(TFCTR), "predict", "--server", f"127.0.0.1:{served['port']}", "--model-name", "ctr",
+                           "--input", str(tmp_path / "rows.parquet"), "--output", str(tmp_path / "out.parquet")],
+                          env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    written = pq.read_table(tmp_path / "out.parquet")
+    np.testing.assert_allclose(written["probability"].to_numpy(), served["client"].predict(rows)["probability"],
+                               atol=1e-6)
+
+
+def test_sigterm_stops_the_server_cleanly(small_data, small_spec, tmp_path):
+    export_saved_model(_trained(small_spec, small_data, 3), small_spec, tmp_path, "ctr")
+    port = _free_port()
+    process = subprocess.Popen([str(TFCTR), "serve", "--model-base-path", str(tmp_path), "--model-name", "ctr",
+                                "--port", str(port)], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with Client("127.0.0.1", port, "ctr", timeout=30, retries=0) as client:
+        client.wait_until_available(process=process)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+
+
 def test_killed_server_makes_clients_fail_fast(served, small_data):
     # last test of the module: it kills the server
     client = Client("127.0.0.1", served["port"], "ctr", timeout=5, retries=1)
