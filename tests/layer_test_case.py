@@ -24,10 +24,6 @@ import pytest
 import tensorflow as tf
 
 
-def _as_list(inputs):
-    return list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
-
-
 def _numpy(x):
     return tf.nest.map_structure(lambda t: t.numpy() if hasattr(t, "numpy") else np.asarray(t), x)
 
@@ -51,15 +47,17 @@ def _assert_equal(actual, expected, **tolerance):
 
 
 def _functional(layer, inputs):
+    """A functional model around ``layer`` whose inputs are the leaves of ``inputs`` (any nesting), in
+    ``tf.nest.flatten`` order (a dict keeps its keys as input names)."""
     if isinstance(inputs, dict):
         keras_inputs = {k: tf.keras.Input(shape=t.shape[1:], dtype=t.dtype, name=k) for k, t in inputs.items()}
         return tf.keras.Model(keras_inputs, layer(keras_inputs))
-    items = _as_list(inputs)
-    keras_inputs = [tf.keras.Input(shape=t.shape[1:], dtype=t.dtype) for t in items]
-    call_args = keras_inputs if isinstance(inputs, (list, tuple)) else keras_inputs[0]
-    if isinstance(inputs, tuple):
-        call_args = tuple(call_args)
-    return tf.keras.Model(keras_inputs, layer(call_args))
+    structure = tf.nest.map_structure(lambda t: tf.keras.Input(shape=t.shape[1:], dtype=t.dtype), inputs)
+    return tf.keras.Model(tf.nest.flatten(structure), layer(structure))
+
+
+def _model_inputs(inputs):
+    return inputs if isinstance(inputs, dict) else tf.nest.flatten(inputs)
 
 
 def check_layer(
@@ -109,14 +107,14 @@ def check_layer(
 
     model = _functional(layer_cls.from_config(config), inputs)
     model.get_layer(index=-1).set_weights(layer.get_weights())
-    expected = _numpy(model(inputs))
+    expected = _numpy(model(_model_inputs(inputs)))
     with tempfile.TemporaryDirectory() as tmp:
         saved = os.path.join(tmp, "saved_model")
         model.save(saved, save_format="tf")
-        _assert_equal(_numpy(tf.keras.models.load_model(saved)(inputs)), expected)
+        _assert_equal(_numpy(tf.keras.models.load_model(saved)(_model_inputs(inputs))), expected)
         keras_file = os.path.join(tmp, "model.keras")
         model.save(keras_file)
-        _assert_equal(_numpy(tf.keras.models.load_model(keras_file)(inputs)), expected)
+        _assert_equal(_numpy(tf.keras.models.load_model(keras_file)(_model_inputs(inputs))), expected)
 
     for bad in invalid_kwargs:
         with pytest.raises((ValueError, TypeError)):

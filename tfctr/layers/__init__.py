@@ -1,5 +1,6 @@
 """Keras layers of tfctr, one module per family. Layers know tensors, never features or files."""
 
+from tfctr.layers.apg import APGDense
 from tfctr.layers.attention import FieldSelfAttention, InstanceNormalization
 from tfctr.layers.cin import CompressedInteraction
 from tfctr.layers.cross import CrossNetwork, MixtureCross, VectorCross
@@ -13,8 +14,8 @@ from tfctr.layers.pin import PolynomialInteraction
 from tfctr.layers.slots import SlotDense, SubspaceSplit
 
 __all__ = [
-    "BilinearInteraction", "CompressedInteraction", "ConvExpert", "CrossExpert", "CrossNetwork", "DenseBlock",
-    "FMInteraction", "FieldEmbedding", "FieldSelfAttention", "GatedDenseExpert", "InnerProduct",
+    "APGDense", "BilinearInteraction", "CompressedInteraction", "ConvExpert", "CrossExpert", "CrossNetwork",
+    "DenseBlock", "FMInteraction", "FieldEmbedding", "FieldSelfAttention", "GatedDenseExpert", "InnerProduct",
     "InstanceNormalization", "LinearLogit", "MLP", "MixtureCross", "PINExpert", "PolynomialInteraction",
     "SENet", "SelfAttentionExpert", "SlotDense", "SubspaceSplit", "VectorCross",
 ]
