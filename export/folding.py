@@ -6,9 +6,10 @@ precomputed, a DAGFM student without its masks, a derived OptFusion graph) imple
     def serving_form(self) -> tf.keras.layers.Layer
 
 returning a *built* layer, with its weights already set, that takes the same inputs and returns the same outputs
-at inference (``training=False``). ``fold_for_serving(model)`` rebuilds a functional model with every such layer
-replaced by its serving form, recursively through nested functional models, and copies the weights of every
-other layer unchanged. Models without foldable layers come back as they are.
+at inference (``training=False``). A layer whose cheaper form depends on its configuration also defines a
+``needs_folding`` property (False: leave it as it is). ``fold_for_serving(model)`` rebuilds a functional model
+with every such layer replaced by its serving form, recursively through nested functional models, and copies the
+weights of every other layer unchanged. Models without foldable layers come back as they are.
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ def _is_functional(layer) -> bool:
     return isinstance(layer, tf.keras.Model) and getattr(layer, "_is_graph_network", False)
 
 
+def _folds(layer) -> bool:
+    return callable(getattr(layer, "serving_form", None)) and getattr(layer, "needs_folding", True)
+
+
 def has_serving_form(layer) -> bool:
-    """True when the layer, or a layer of a nested functional model, defines ``serving_form``."""
-    if callable(getattr(layer, "serving_form", None)):
+    """True when the layer, or a layer of a nested functional model, has a serving form to fold."""
+    if _folds(layer):
         return True
     return _is_functional(layer) and any(has_serving_form(inner) for inner in layer.layers)
 
@@ -36,7 +41,7 @@ def fold_for_serving(model: tf.keras.Model) -> tf.keras.Model:
     copied = []
 
     def clone(layer):
-        if callable(getattr(layer, "serving_form", None)):
+        if _folds(layer):
             return layer.serving_form()
         if _is_functional(layer):
             return fold_for_serving(layer) if has_serving_form(layer) else layer

@@ -39,10 +39,10 @@ def _as_lists(shape):
     return list(shape)
 
 
-def _zeros(shapes):
+def zeros_of(shapes):
     """Zeros of batch 1 in the (nested) structure of ``_as_lists`` shapes."""
     if shapes and isinstance(shapes[0], (list, tuple)):
-        return [_zeros(s) for s in shapes]
+        return [zeros_of(s) for s in shapes]
     return tf.zeros([1, *shapes[1:]])
 _AGGREGATIONS = {"input_concat", "input_mean", "input_attention", "output_mean", "output_attention"}
 
@@ -217,6 +217,11 @@ class APGDense(tf.keras.layers.Layer):
         return tf.TensorShape(x_shape)[:-1].concatenate([self.units])
 
     # --------------------------------------------------------------------------------------------- serving
+    @property
+    def needs_folding(self) -> bool:
+        """Only v5 has a cheaper serving form (its factors multiplied once)."""
+        return self.version == "v5"
+
     def serving_form(self):
         """v5 → the equivalent v4 layer with A = A_l A_r and Bm = B_l B_r stored once; other versions as they are
         (a copy with the same weights)."""
@@ -226,7 +231,7 @@ class APGDense(tf.keras.layers.Layer):
             config["version"] = "v4"
             weights = [w.numpy() for w in self.shared_factors()] + weights[4:]
         folded = APGDense.from_config(config)
-        folded(_zeros(self.input_shapes))  # builds the generator's sublayers too
+        folded(zeros_of(self.input_shapes))  # builds the generator's sublayers too
         folded.set_weights(weights)
         return folded
 

@@ -3,6 +3,7 @@
 import tensorflow as tf
 
 from tfctr.layers._validation import positive_int_list, rate
+from tfctr.layers.apg import APGDense, zeros_of
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")
@@ -17,7 +18,11 @@ class MLP(tf.keras.layers.Layer):
         dropout: dropout rate after every layer (default 0).
         batch_norm: batch normalisation before the activation (default False).
         kernel_initializer: initialiser of every kernel (default ``"glorot_uniform"``).
-        kernel_regularizer: optional regulariser of every kernel.
+        kernel_regularizer: optional regulariser of every kernel (plain dense layers).
+        apg: ``None`` (plain dense layers, default) or a dict of ``APGDense`` arguments (``rank``, ``version``,
+            ``overparam_dim``, ``generator_units``, ``generate_bias``, ``aggregation``): every hidden layer becomes
+            adaptive (APG). Self-wise by default; call ``mlp((x, condition))`` or ``mlp((x, [z_1, ..., z_k]))``
+            for group-/mix-wise conditions shared by all layers.
 
     Example:
         >>> MLP([8, 4])(tf.ones([2, 3])).shape
@@ -25,7 +30,7 @@ class MLP(tf.keras.layers.Layer):
     """
 
     def __init__(self, units, activation="relu", dropout=0.0, batch_norm=False,
-                 kernel_initializer="glorot_uniform", kernel_regularizer=None, **kwargs):
+                 kernel_initializer="glorot_uniform", kernel_regularizer=None, apg=None, **kwargs):
         super().__init__(**kwargs)
         self.units = positive_int_list("MLP", "units", units)
         self.activation = tf.keras.activations.get(activation)
@@ -33,19 +38,22 @@ class MLP(tf.keras.layers.Layer):
         self.batch_norm = bool(batch_norm)
         self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
-        self.dense_layers = [
-            tf.keras.layers.Dense(u, kernel_initializer=tf.keras.initializers.serialize(self.kernel_initializer),
-                                  kernel_regularizer=self.kernel_regularizer, name=f"dense_{i}")
-            for i, u in enumerate(self.units)
-        ]
+        self.apg = None if apg is None else dict(apg)
+        initializer = tf.keras.initializers.serialize(self.kernel_initializer)
+        if self.apg is None:
+            self.dense_layers = [tf.keras.layers.Dense(u, kernel_initializer=initializer,
+                                                       kernel_regularizer=self.kernel_regularizer, name=f"dense_{i}")
+                                 for i, u in enumerate(self.units)]
+        else:
+            self.dense_layers = [APGDense(u, name=f"apg_{i}", **self.apg) for i, u in enumerate(self.units)]
         self.norm_layers = [tf.keras.layers.BatchNormalization(name=f"batch_norm_{i}")
                             for i in range(len(self.units))] if self.batch_norm else []
         self.dropout_layer = tf.keras.layers.Dropout(self.dropout) if self.dropout else None
 
     def call(self, inputs, training=None):
-        x = inputs
+        x, conditions = inputs if isinstance(inputs, (list, tuple)) else (inputs, None)
         for i, dense in enumerate(self.dense_layers):
-            x = dense(x)
+            x = dense(x) if conditions is None else dense((x, conditions))
             if self.batch_norm:
                 x = self.norm_layers[i](x, training=training)
             x = self.activation(x)
@@ -54,7 +62,26 @@ class MLP(tf.keras.layers.Layer):
         return x
 
     def compute_output_shape(self, input_shape):
+        if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple, tf.TensorShape)):
+            input_shape = input_shape[0]
         return tf.TensorShape(input_shape)[:-1].concatenate([self.units[-1]])
+
+    @property
+    def needs_folding(self) -> bool:
+        """True when an APG layer has a cheaper serving form (v5)."""
+        return any(getattr(layer, "needs_folding", False) for layer in self.dense_layers)
+
+    def serving_form(self):
+        """The same MLP with every APG layer replaced by its serving form (v5 -> v4, products precomputed)."""
+        config = self.get_config()
+        config["apg"] = {**self.apg, "version": "v4"} if self.apg.get("version", "v5") == "v5" else self.apg
+        folded = MLP.from_config(config)
+        folded(zeros_of(self.dense_layers[0].input_shapes))
+        for old, new in zip(self.dense_layers, folded.dense_layers):
+            new.set_weights(old.serving_form().get_weights())
+        for old, new in zip(self.norm_layers, folded.norm_layers):
+            new.set_weights(old.get_weights())
+        return folded
 
     def get_config(self):
         config = super().get_config()
@@ -65,5 +92,6 @@ class MLP(tf.keras.layers.Layer):
             batch_norm=self.batch_norm,
             kernel_initializer=tf.keras.initializers.serialize(self.kernel_initializer),
             kernel_regularizer=tf.keras.regularizers.serialize(self.kernel_regularizer),
+            apg=self.apg,
         )
         return config
