@@ -1,5 +1,7 @@
 """Baseline CTR models: LR, Wide & Deep, DeepFM, DCN and DCN-V2."""
 
+import functools
+
 import tensorflow as tf
 
 from tfctr.layers import MLP, CrossNetwork, FMInteraction
@@ -20,26 +22,30 @@ def lr(spec, l2=0.0):
 
 
 @register("wdl")
-def wdl(spec, embedding_dim=16, hidden_units=(256, 128), dropout=0.0, batch_norm=False, l2_embedding=0.0):
-    """Wide & Deep (Cheng et al. 2016): ``logit = linear(x) + MLP([flatten(E), dense]) w``."""
+def wdl(spec, embedding_dim=16, hidden_units=(256, 128), dropout=0.0, batch_norm=False, l2_embedding=0.0,
+        apg=None):
+    """Wide & Deep (Cheng et al. 2016): ``logit = linear(x) + MLP([flatten(E), dense]) w``. ``apg`` (a dict of
+    ``APGDense`` arguments) makes the MLP's hidden layers adaptive (self-wise)."""
     inputs = model_inputs(spec)
     fields, dense = embed_fields(spec, inputs, embedding_dim, l2_embedding)
-    deep = MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, name="mlp")(flat_input(fields, dense))
+    deep = MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, apg=apg, name="mlp")(flat_input(fields, dense))
     return head(inputs, [linear_logit(spec, inputs, dense), _logit_dense("deep_logit")(deep)], "wdl")
 
 
 @register("deepfm")
-def deepfm(spec, embedding_dim=16, hidden_units=(256, 128), dropout=0.0, batch_norm=False, l2_embedding=0.0):
-    """DeepFM (Guo et al. 2017): ``logit = linear(x) + Σ_{i<j} <e_i, e_j> + MLP(x0) w``, embeddings shared."""
+def deepfm(spec, embedding_dim=16, hidden_units=(256, 128), dropout=0.0, batch_norm=False, l2_embedding=0.0,
+           apg=None):
+    """DeepFM (Guo et al. 2017): ``logit = linear(x) + Σ_{i<j} <e_i, e_j> + MLP(x0) w``, embeddings shared;
+    ``apg`` makes the MLP adaptive."""
     inputs = model_inputs(spec)
     fields, dense = embed_fields(spec, inputs, embedding_dim, l2_embedding)
-    deep = MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, name="mlp")(flat_input(fields, dense))
+    deep = MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, apg=apg, name="mlp")(flat_input(fields, dense))
     terms = [linear_logit(spec, inputs, dense), FMInteraction(name="fm")(fields), _logit_dense("deep_logit")(deep)]
     return head(inputs, terms, "deepfm")
 
 
 def _cross_model(spec, name, kind, embedding_dim, num_cross_layers, projection_dim, hidden_units, structure,
-                 dropout, batch_norm, l2_embedding, num_experts=4):
+                 dropout, batch_norm, l2_embedding, num_experts=4, apg=None):
     choice(name, "structure", structure, {"stacked", "parallel"})
     inputs = model_inputs(spec)
     fields, dense = embed_fields(spec, inputs, embedding_dim, l2_embedding)
@@ -47,11 +53,12 @@ def _cross_model(spec, name, kind, embedding_dim, num_cross_layers, projection_d
     cross = CrossNetwork(num_cross_layers, kind=kind, projection_dim=projection_dim, num_experts=num_experts,
                          name="cross")(x0)
     if structure == "stacked":
-        top = MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, name="mlp")(cross) if hidden_units else cross
+        top = MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, apg=apg, name="mlp")(cross) \
+            if hidden_units else cross
     else:
         parts = [cross]
         if hidden_units:
-            parts.append(MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, name="mlp")(x0))
+            parts.append(MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, apg=apg, name="mlp")(x0))
         top = tf.keras.layers.Concatenate(name="cross_and_deep")(parts) if len(parts) > 1 else cross
     return head(inputs, [_logit_dense("dense_logit")(top)], name)
 
@@ -66,10 +73,20 @@ def dcn(spec, embedding_dim=16, num_cross_layers=3, hidden_units=(256, 128), dro
 
 @register("dcnv2")
 def dcnv2(spec, embedding_dim=16, num_cross_layers=3, projection_dim=None, mixture_experts=None,
-          hidden_units=(256, 128), structure="stacked", dropout=0.0, batch_norm=False, l2_embedding=0.0):
+          hidden_units=(256, 128), structure="stacked", dropout=0.0, batch_norm=False, l2_embedding=0.0, apg=None):
     """DCN-V2 (Wang et al. 2021): matrix cross network (full rank, or low rank with ``projection_dim``; DCN-Mix
     with ``mixture_experts`` low-rank experts per layer), then an MLP (``structure="stacked"``) or beside it
-    (``"parallel"``), then a logit."""
+    (``"parallel"``), then a logit; ``apg`` makes the MLP adaptive."""
     kind = "matrix" if mixture_experts is None else "mix"
     return _cross_model(spec, "dcnv2", kind, embedding_dim, num_cross_layers, projection_dim, hidden_units,
-                        structure, dropout, batch_norm, l2_embedding, num_experts=mixture_experts or 4)
+                        structure, dropout, batch_norm, l2_embedding, num_experts=mixture_experts or 4, apg=apg)
+
+
+# APG variants (Yan et al. 2022): the same backbones with adaptive hidden layers, v5 + self-wise by default
+# (rank K = 4, P = 64, linear generator, static bias; METHODS.md §3).
+# apg_dcnv2 puts the MLP beside the cross network ("parallel"): a self-wise APG layer is quadratic in its input
+# (y = x A S(x) Bm), so it should see embeddings, not the unbounded output of stacked cross layers.
+APG_DEFAULTS = {"rank": 4, "version": "v5", "overparam_dim": 64}
+register("apg_wdl")(functools.partial(wdl, apg=APG_DEFAULTS))
+register("apg_deepfm")(functools.partial(deepfm, apg=APG_DEFAULTS))
+register("apg_dcnv2")(functools.partial(dcnv2, apg=APG_DEFAULTS, structure="parallel"))
