@@ -76,7 +76,9 @@ def main():
         v4_form = tf.keras.Model(v5.inputs, v5.layers[-1](v5.get_layer("mlp").serving_form()(v5.inputs[0])))
         plain_v4 = build(units, "v4")
         for batch in (1, 1024):
-            folded, v4 = latency_ms(v4_form, batch), latency_ms(plain_v4, batch)
+            # interleaved rounds, median of the rounds' medians: both see the same machine state
+            rounds = [(latency_ms(v4_form, batch), latency_ms(plain_v4, batch)) for _ in range(5)]
+            folded, v4 = (float(np.median([r[i] for r in rounds])) for i in (0, 1))
             results["serving"].append({"widths": units, "batch": batch, "folded_v5_ms": folded, "v4_ms": v4,
                                        "ratio": folded / v4})
             print(f"serving {str(units):18s} batch {batch:5d}: folded v5 {folded:.3f} ms, v4 {v4:.3f} ms")
