@@ -22,6 +22,7 @@ class LoadedVersion:
 
     version: int
     path: Path
+    module: object  # the loaded SavedModel: keeps its variables alive
     signatures: dict
     signature_defs: dict = field(default_factory=dict)
 
@@ -37,9 +38,7 @@ def load_version(model_dir: Path, version: int) -> LoadedVersion:
     path = model_dir / str(version)
     loaded = tf.saved_model.load(str(path))
     meta_graph = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes()).meta_graphs[0]
-    signatures = dict(loaded.signatures)
-    signatures["_module"] = loaded  # keeps the loaded object (and its variables) alive
-    return LoadedVersion(version, path, signatures, dict(meta_graph.signature_def))
+    return LoadedVersion(version, path, loaded, dict(loaded.signatures), dict(meta_graph.signature_def))
 
 
 class ModelRepository:
