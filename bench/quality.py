@@ -2,7 +2,10 @@
 the same rows) and on UCI Adult (../shared/data/adult) when it is present.
 
     python bench/quality.py [--models lr wdl deepfm dcn dcnv2] [--seeds 0 1 2] [--rows 200000]
-                            [--vocabulary-size 100]
+                            [--vocabulary-size 100] [--user-groups 0]
+
+``--user-groups N`` adds the synthetic generator's user-dependent part (C1 is the user; N hidden groups with their
+own item-value weights), the data APG's comparison (``--models wdl apg_wdl dcnv2 apg_dcnv2``) is run on.
 """
 
 import argparse
@@ -46,11 +49,17 @@ def main():
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--vocabulary-size", type=int, default=100,
                         help="values per synthetic categorical field (more = sparser, harder)")
+    parser.add_argument("--user-groups", type=int, default=0,
+                        help="hidden user groups of the user-dependent part of the synthetic logit (0 = none)")
+    parser.add_argument("--no-adult", action="store_true", help="skip UCI Adult even when it is present")
     args = parser.parse_args()
-    config = dataclasses.replace(CRITEO_LIKE, vocabulary_size=args.vocabulary_size)
-    name = f"criteo_like_v{args.vocabulary_size}_{args.rows}"
-    datasets = {f"synthetic_v{args.vocabulary_size}": synthetic(name, args.rows, config=config)}
-    if ADULT.exists():
+    config = dataclasses.replace(CRITEO_LIKE, vocabulary_size=args.vocabulary_size,
+                                 n_user_groups=args.user_groups)
+    suffix = f"v{args.vocabulary_size}" + (f"_users{args.user_groups}" if args.user_groups else "")
+    datasets = {f"synthetic_{suffix}": synthetic(f"criteo_like_{suffix}_{args.rows}", args.rows, config=config)}
+    if args.no_adult:
+        pass
+    elif ADULT.exists():
         datasets["adult"] = {s: str(ADULT / f"{s}.parquet") for s in ("train", "valid", "test")}
     else:
         print(f"{ADULT} not found: adult skipped")
@@ -65,8 +74,10 @@ def main():
         bayes = next(iter(results[data_name].values())).get("bayes_optimal")
         if bayes:
             print(f"Bayes-optimal AUC {bayes['auc']:.4f} logloss {bayes['logloss']:.4f}")
-    write_result(f"quality_v{args.vocabulary_size}", {"epochs": args.epochs, "rows": args.rows,
-                                                      "vocabulary_size": args.vocabulary_size, "datasets": results})
+    tag = "_".join(args.models) if args.models != parser.get_default("models") else ""
+    write_result(f"quality_{suffix}" + (f"_{tag}" if tag else ""),
+                 {"epochs": args.epochs, "rows": args.rows, "vocabulary_size": args.vocabulary_size,
+                  "user_groups": args.user_groups, "datasets": results})
 
 
 if __name__ == "__main__":

@@ -24,8 +24,38 @@ def test_synthetic_is_deterministic_and_calibrated():
 def test_third_order_part_is_present():
     model = SyntheticCTR(SyntheticConfig(n_categorical=4, n_numeric=1, n_triples=2, seed=1))
     cats, counts, lists = model._draw(2000, np.random.default_rng(0))
-    first, second, third = model._logit_parts(cats, counts, lists)
+    first, second, third, user = model._logit_parts(cats, counts, lists)
     assert np.std(third) > 0 and np.std(second) > 0
+    assert np.all(user == 0)  # no user-dependent part unless asked for
+
+
+def test_user_dependent_part_depends_on_the_users_group():
+    config = SyntheticConfig(n_categorical=4, n_numeric=1, vocabulary_size=50, n_user_groups=3,
+                             n_user_dependent_fields=2, seed=2)
+    model = SyntheticCTR(config)
+    assert model.user_fields == [1, 2]
+    cats, counts, lists = model._draw(3000, np.random.default_rng(0))
+    user = model._logit_parts(cats, counts, lists)[3]
+    # slow reference: look the weight of each row up by hand
+    for row in range(0, 3000, 97):
+        group = model.user_group[cats[row, 0]]
+        expected = sum(model.group_weights[group, slot, cats[row, f]] for slot, f in enumerate([1, 2]))
+        assert user[row] == pytest.approx(expected)
+    # the same item value has different weights in different groups: the pattern is not first order
+    assert not np.allclose(model.group_weights[0], model.group_weights[1])
+    total = model.true_logit(cats, counts, lists) - model.bias
+    parts = model._logit_parts(cats, counts, lists)
+    assert np.std(model.scales[3] * parts[3]) == pytest.approx(config.user_dependent_scale, rel=0.1)
+    assert total == pytest.approx(sum(s * p for s, p in zip(model.scales, parts)))
+    with pytest.raises(ValueError, match="n_categorical"):
+        SyntheticConfig(n_categorical=1, n_user_groups=2)
+
+
+def test_data_without_user_groups_is_unchanged_by_the_option():
+    base = SyntheticCTR(SyntheticConfig(n_categorical=3, n_numeric=1, seed=4)).sample(500, "test")
+    again = SyntheticCTR(SyntheticConfig(n_categorical=3, n_numeric=1, seed=4, n_user_dependent_fields=2,
+                                         user_dependent_scale=2.0)).sample(500, "test")
+    assert base.equals(again)
 
 
 def test_auc_matches_pairwise_definition():

@@ -7,6 +7,12 @@ Rows have heavy-tailed integer counts ``I1..I{n_numeric}`` (some missing), Zipf-
     logit(x) = b + sum_f w_f(x_f)                                  first order, every field
                  + s2 * sum_{(i,j) in P} <v_i(x_i), v_j(x_j)>       second order, a few field pairs
                  + s3 * sum_{(i,j,k) in T} sum_r v_i(x_i)_r v_j(x_j)_r v_k(x_k)_r   third order, a few triples
+                 + su * sum_{f in U} u_{g(x_C1), f}(x_f)                    user-dependent, optional
+
+The optional user-dependent part treats ``C1`` as the user id: every user value belongs to one of
+``n_user_groups`` hidden groups g, and each group has its own value weights u_g for the next
+``n_user_dependent_fields`` fields, so the same item value pushes the CTR up for one group and down for another
+(the per-user pattern APG's adaptive parameters are meant to capture).
 
 with random value weights w, latent vectors v (rank r) and numeric effects through smooth functions of
 log(1 + x). ``true_ctr`` = sigmoid(logit), so the AUC/logloss of ``true_ctr`` on a split is the Bayes-optimal
@@ -44,6 +50,10 @@ class SyntheticConfig:
         first_order_scale, second_order_scale, third_order_scale: standard deviations of the three parts of the
             logit (measured on a calibration sample).
         base_ctr: mean click probability (calibrated on a sample of 20,000 rows).
+        n_user_groups: hidden user groups of the user-dependent part (0 = no such part; needs ``C1`` and at
+            least one more categorical field).
+        n_user_dependent_fields: fields ``C2..`` whose value weights depend on the user's group.
+        user_dependent_scale: standard deviation of the user-dependent part of the logit.
         seed: seed of the model parameters and of the rows.
     """
 
@@ -61,7 +71,15 @@ class SyntheticConfig:
     second_order_scale: float = 0.8
     third_order_scale: float = 0.8
     base_ctr: float = 0.25
+    n_user_groups: int = 0
+    n_user_dependent_fields: int = 6
+    user_dependent_scale: float = 0.8
     seed: int = 0
+
+    def __post_init__(self):
+        if self.n_user_groups and self.n_categorical < 2:
+            raise ValueError(f"SyntheticConfig: n_user_groups={self.n_user_groups} needs n_categorical >= 2 "
+                             f"(C1 is the user), got {self.n_categorical}")
 
 
 def _calibrated_bias(logits: np.ndarray, target: float) -> float:
@@ -102,11 +120,19 @@ class SyntheticCTR:
         self.pairs = [tuple(rng.choice(n_fields, 2, replace=False)) for _ in range(c.n_pairs)] if n_fields >= 2 else []
         self.triples = ([tuple(rng.choice(n_fields, 3, replace=False)) for _ in range(c.n_triples)]
                         if n_fields >= 3 else [])
-        self.scales = (1.0, 1.0, 1.0)
+        # drawn from their own stream so that data without the user-dependent part is unchanged by it
+        user_rng = np.random.default_rng([c.seed, 1])
+        self.user_group = user_rng.integers(0, max(c.n_user_groups, 1), size=c.vocabulary_size + 1)
+        self.user_fields = list(range(1, min(1 + c.n_user_dependent_fields, c.n_categorical))) \
+            if c.n_user_groups else []
+        self.group_weights = user_rng.normal(size=(max(c.n_user_groups, 1), len(self.user_fields),
+                                                   c.vocabulary_size + 1))
+        self.scales = (1.0, 1.0, 1.0, 1.0)
         self.bias = 0.0
         parts = self._logit_parts(*self._draw(20_000, np.random.default_rng([c.seed, 99])))
         stds = [max(float(np.std(part)), 1e-9) for part in parts]
-        targets = (c.first_order_scale, c.second_order_scale, c.third_order_scale)
+        targets = (c.first_order_scale, c.second_order_scale, c.third_order_scale,
+                   c.user_dependent_scale if c.n_user_groups else 0.0)
         self.scales = tuple(t / s for t, s in zip(targets, stds))
         logits = sum(scale * part for scale, part in zip(self.scales, parts))
         self.bias = _calibrated_bias(logits, c.base_ctr)
@@ -152,7 +178,10 @@ class SyntheticCTR:
 
         second = sum((np.sum(vec(i) * vec(j), axis=1) for i, j in self.pairs), np.zeros(len(cats)))
         third = sum((np.sum(vec(i) * vec(j) * vec(k), axis=1) for i, j, k in self.triples), np.zeros(len(cats)))
-        return first, second, third
+        groups = self.user_group[cats[:, 0]]
+        user = sum((self.group_weights[groups, slot, cats[:, f]] for slot, f in enumerate(self.user_fields)),
+                   np.zeros(len(cats)))
+        return first, second, third, user
 
     def true_logit(self, cats, counts, lists) -> np.ndarray:
         parts = self._logit_parts(cats, counts, lists)
