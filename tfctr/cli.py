@@ -1,4 +1,4 @@
-"""The ``tfctr`` command line: ``tfctr synth | train | export | serve | predict | convert | demo``."""
+"""The ``tfctr`` command line: ``tfctr synth | train | distill | export | serve | predict | convert | demo``."""
 
 from __future__ import annotations
 
@@ -44,6 +44,20 @@ def _cmd_train(args):
                    embedding_dim=args.embedding_dim, seed=args.seed, patience=args.patience, spec=args.spec,
                    exclude=args.exclude, hyper_params=_parse_hp(args.hp), verbose=args.verbose)
     print(json.dumps(result.metrics, indent=1))
+
+
+def _cmd_distill(args):
+    from tfctr.training import distill
+
+    params = _parse_hp(args.hp)
+    if args.type:
+        params["interaction_type"] = args.type
+    result = distill(args.teacher, args.train, args.valid, args.out, student=args.student, student_params=params,
+                     test=args.test, alpha=args.alpha, beta=args.beta, epochs=args.epochs,
+                     finetune_epochs=args.finetune_epochs, batch_size=args.batch_size,
+                     learning_rate=args.learning_rate, finetune_learning_rate=args.finetune_learning_rate,
+                     seed=args.seed, patience=args.patience, verbose=args.verbose)
+    print(json.dumps(result.summary, indent=1))
 
 
 def _cmd_export(args):
@@ -129,6 +143,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--verbose", type=int, default=1)
     p.add_argument("--out", required=True, help="run directory")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("distill", help="KD-DAGFM: distil a trained teacher run into a student, then fine-tune it")
+    p.add_argument("--teacher", required=True, help="the teacher's run directory (tfctr train --out)")
+    p.add_argument("--train", required=True)
+    p.add_argument("--valid", required=True)
+    p.add_argument("--test")
+    p.add_argument("--out", required=True, help="writes OUT/distilled, OUT/finetuned and OUT/summary.json")
+    p.add_argument("--student", default="dagfm", choices=available())
+    p.add_argument("--type", choices=["inner", "outer", "kernel"], help="DAGFM interaction type")
+    p.add_argument("--alpha", type=float, default=0.1, help="weight of the label BCE")
+    p.add_argument("--beta", type=float, default=921.6, help="weight of the squared logit gap")
+    p.add_argument("--epochs", type=int, default=5, help="distillation epochs")
+    p.add_argument("--finetune-epochs", type=int, default=5, help="fine-tuning epochs (0 = no KD-DAGFM+ stage)")
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--finetune-learning-rate", type=float)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--patience", type=int, default=2)
+    p.add_argument("--hp", nargs="*", metavar="NAME=VALUE", help="student hyper-parameters, values as JSON")
+    p.add_argument("--verbose", type=int, default=1)
+    p.set_defaults(func=_cmd_distill)
 
     p = sub.add_parser("export", help="export a run as a TF Serving SavedModel")
     p.add_argument("--run", required=True)

@@ -4,6 +4,7 @@ from tfctr.layers.apg import APGDense
 from tfctr.layers.attention import FieldSelfAttention, InstanceNormalization
 from tfctr.layers.cin import CompressedInteraction
 from tfctr.layers.cross import CrossNetwork, MixtureCross, VectorCross
+from tfctr.layers.dagfm import DAGFM
 from tfctr.layers.dense_block import DenseBlock
 from tfctr.layers.embedding import FieldEmbedding
 from tfctr.layers.experts import ConvExpert, CrossExpert, GatedDenseExpert, PINExpert, SelfAttentionExpert
@@ -14,7 +15,7 @@ from tfctr.layers.pin import PolynomialInteraction
 from tfctr.layers.slots import SlotDense, SubspaceSplit
 
 __all__ = [
-    "APGDense", "BilinearInteraction", "CompressedInteraction", "ConvExpert", "CrossExpert", "CrossNetwork",
+    "APGDense", "BilinearInteraction", "DAGFM", "CompressedInteraction", "ConvExpert", "CrossExpert", "CrossNetwork",
     "DenseBlock", "FMInteraction", "FieldEmbedding", "FieldSelfAttention", "GatedDenseExpert", "InnerProduct",
     "InstanceNormalization", "LinearLogit", "MLP", "MixtureCross", "PINExpert", "PolynomialInteraction",
     "SENet", "SelfAttentionExpert", "SlotDense", "SubspaceSplit", "VectorCross",

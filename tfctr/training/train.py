@@ -64,6 +64,50 @@ def exact_metrics(model, paths, spec: FeatureSpec, oracle_column: str | None = N
     return result
 
 
+def compile_ctr(net: tf.keras.Model, learning_rate: float):
+    """Adam on binary cross-entropy, with AUC and logloss metrics (``val_auc`` drives early stopping)."""
+    net.compile(
+        optimizer=tf.keras.optimizers.Adam(learning_rate),
+        loss=tf.keras.losses.BinaryCrossentropy(),
+        metrics=[tf.keras.metrics.AUC(name="auc"), tf.keras.metrics.BinaryCrossentropy(name="logloss")],
+    )
+
+
+def fit_with_early_stopping(net, train_data, valid_data, run_dir: Path, epochs: int, patience: int,
+                            train_rows: int, callbacks=None, verbose: int = 1) -> dict:
+    """``net.fit`` with the run directory's backup (resumable), early stopping on ``val_auc`` keeping the best
+    epoch's weights, TensorBoard logs and throughput; returns the ``"training"`` entry of ``metrics.json``."""
+    throughput = TrainingThroughput(train_rows)
+    callbacks = [
+        tf.keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        tf.keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience,
+                                         restore_best_weights=True),
+        tf.keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch"),
+        throughput,
+    ] + list(callbacks or [])
+    history = net.fit(train_data, validation_data=valid_data, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)  # finished: nothing left to resume
+    return {"examples_per_second": throughput.examples_per_second,
+            "epochs_run": len(history.history.get("loss", [])), "train_rows": throughput.rows_per_epoch}
+
+
+def split_metrics(net, spec: FeatureSpec, valid, test=None, oracle_column: str | None = None) -> dict:
+    """Exact metrics of ``net`` on the validation split and, when given, the test split."""
+    metrics = {"valid": exact_metrics(net, valid, spec, oracle_column)}
+    if test is not None:
+        metrics["test"] = exact_metrics(net, test, spec, oracle_column)
+    return metrics
+
+
+def write_run(run_dir: Path, net: tf.keras.Model, spec: FeatureSpec, metrics: dict, config: dict):
+    """Writes the files of a run directory (``spec.json``, ``model.keras``, ``config.json``, ``metrics.json``)."""
+    config = dict(config, versions={"tfctr": tfctr.__version__, "tensorflow": tf.__version__})
+    spec.save(run_dir / "spec.json")
+    net.save(run_dir / "model.keras")
+    (run_dir / "config.json").write_text(json.dumps(config, indent=1))
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+
+
 def train(
     train: str,
     valid: str,
@@ -120,32 +164,13 @@ def train(
     if embedding_dim is not None and "embedding_dim" in hyper_parameters(model):
         hp["embedding_dim"] = embedding_dim
     net = build(model, spec, **hp)
-    net.compile(
-        optimizer=tf.keras.optimizers.Adam(learning_rate),
-        loss=tf.keras.losses.BinaryCrossentropy(),
-        metrics=[tf.keras.metrics.AUC(name="auc"), tf.keras.metrics.BinaryCrossentropy(name="logloss")],
-    )
+    compile_ctr(net, learning_rate)
     train_data = parquet_dataset(train, spec, batch_size, shuffle=True, shuffle_buffer=shuffle_buffer, seed=seed)
     valid_data = parquet_dataset(valid, spec, max(batch_size, 4096))
-    throughput = TrainingThroughput(count_rows(train))
-    callbacks = [
-        tf.keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
-        tf.keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience,
-                                         restore_best_weights=True),
-        tf.keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch"),
-        throughput,
-    ] + list(callbacks or [])
-    history = net.fit(train_data, validation_data=valid_data, epochs=epochs, callbacks=callbacks, verbose=verbose)
-    shutil.rmtree(run_dir / "backup", ignore_errors=True)  # finished: nothing left to resume
-
-    metrics = {"valid": exact_metrics(net, valid, spec, oracle_column)}
-    if test is not None:
-        metrics["test"] = exact_metrics(net, test, spec, oracle_column)
-    metrics["training"] = {
-        "examples_per_second": throughput.examples_per_second,
-        "epochs_run": len(history.history.get("loss", [])),
-        "train_rows": throughput.rows_per_epoch,
-    }
+    training = fit_with_early_stopping(net, train_data, valid_data, run_dir, epochs, patience, count_rows(train),
+                                       callbacks, verbose)
+    metrics = split_metrics(net, spec, valid, test, oracle_column)
+    metrics["training"] = training
     config = {
         "model": model,
         "hyper_parameters": {**hyper_parameters(model), **hp},
@@ -153,12 +178,8 @@ def train(
             train=str(train), valid=str(valid), test=test and str(test), label=label, epochs=epochs,
             batch_size=batch_size, learning_rate=learning_rate, seed=seed, patience=patience,
             oracle_column=oracle_column, shuffle_buffer=shuffle_buffer),
-        "versions": {"tfctr": tfctr.__version__, "tensorflow": tf.__version__},
     }
-    spec.save(run_dir / "spec.json")
-    net.save(run_dir / "model.keras")
-    (run_dir / "config.json").write_text(json.dumps(config, indent=1))
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    write_run(run_dir, net, spec, metrics, config)
     return TrainResult(run_dir, net, spec, metrics)
 
 

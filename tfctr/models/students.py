@@ -1,0 +1,37 @@
+"""Fast students of KD-DAGFM: the DAGFM model and its KD-DAGFM+ form (DAGFM states → MLP)."""
+
+import tensorflow as tf
+
+from tfctr.layers import DAGFM, MLP
+from tfctr.models.inputs import embed_fields, head, linear_logit, model_inputs
+from tfctr.models.registry import register
+
+
+@register("dagfm")
+def dagfm(spec, embedding_dim=16, interaction_type="inner", num_layers=3, connect=True, hidden_units=(),
+          dropout=0.0, batch_norm=False, linear=False, l2_embedding=0.0):
+    """DAGFM (Tian et al. 2023), the KD-DAGFM student.
+
+    Without ``hidden_units``: ``logit = w · [s_0, …, s_L] + b`` over the per-layer, per-node readouts of
+    ``DAGFM`` (every interaction up to order L + 1 with its own weight). With ``hidden_units`` (KD-DAGFM+, for
+    teachers with a deep part): ``logit = MLP([flatten(H_0 + Σ_t H_t), dense]) w``, the MLP stacked on the summed
+    states. Numeric features (the dense block) enter through a linear logit term in the plain form; ``linear``
+    adds the first-order term over every feature.
+    """
+    inputs = model_inputs(spec)
+    fields, dense = embed_fields(spec, inputs, embedding_dim, l2_embedding)
+    output = "state_sum" if hidden_units else "layer_sums"
+    graph = DAGFM(interaction_type, num_layers, connect=connect, output=output, name="dagfm")(fields)
+    terms = []
+    if hidden_units:
+        flat = tf.keras.layers.Flatten(name="flatten_states")(graph)
+        x = flat if dense is None else tf.keras.layers.Concatenate(name="states_and_dense")([flat, dense])
+        hidden = MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, name="mlp")(x)
+        terms.append(tf.keras.layers.Dense(1, name="deep_logit")(hidden))
+    else:
+        terms.append(tf.keras.layers.Dense(1, name="dagfm_logit")(graph))
+        if dense is not None and not linear:
+            terms.append(tf.keras.layers.Dense(1, use_bias=False, name="dense_logit")(dense))
+    if linear:
+        terms.append(linear_logit(spec, inputs, dense))
+    return head(inputs, terms, "dagfm")

@@ -1,0 +1,241 @@
+"""KD-DAGFM distillation: a frozen teacher's logits taught to a fast student, then fine-tuning on labels.
+
+``Distiller`` is a ``tf.keras.Model`` whose ``train_step`` runs the teacher (frozen, ``training=False``) and the
+student on the same batch and minimises, per example,
+
+    L = α · BCE(y, σ(z_S)) + β · (z_T − z_S)²
+
+(z = logits; α = 0.1, β = 921.6 as in the authors' configuration, so only their ratio matters much under Adam),
+averaged over the global batch so the step is correct under any ``tf.distribute`` strategy. The student's
+embedding table starts as a copy of the teacher's and stays frozen while distilling (the authors' student shares
+the teacher's table with gradients stopped); ``fit``, callbacks and early stopping work as for any model.
+
+``distill`` runs the whole KD-DAGFM / KD-DAGFM+ schedule from a saved teacher run: distil, then fine-tune the
+student on labels alone with its embeddings trainable, writing a run directory for each stage. The student
+is a plain tfctr model: what gets saved and exported has no teacher in it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import tensorflow as tf
+
+from tfctr.data.parquet import parquet_dataset
+from tfctr.data.synthetic import TRUE_CTR_COLUMN
+from tfctr.models import build, hyper_parameters, logit_model
+from tfctr.training.train import (
+    TrainResult,
+    compile_ctr,
+    count_rows,
+    fit_with_early_stopping,
+    load_run,
+    split_metrics,
+    write_run,
+)
+from tfctr.utils import set_seed
+
+EMBEDDING_LAYER = "field_embedding"
+
+
+def teacher_logits(teacher: tf.keras.Model) -> tf.keras.Model:
+    """The logit ``[B, 1]`` of a teacher: its layer ``"logit"`` for tfctr models; any other Keras model is taken
+    to return logits already."""
+    try:
+        teacher.get_layer("logit")
+    except ValueError:
+        return teacher
+    return logit_model(teacher)
+
+
+def copy_embedding(teacher: tf.keras.Model, student: tf.keras.Model, layer: str = EMBEDDING_LAYER):
+    """Copies the teacher's embedding table into the student's (same spec and embedding dimension needed)."""
+    source, target = teacher.get_layer(layer), student.get_layer(layer)
+    source_shapes = [tuple(w.shape) for w in source.weights]
+    target_shapes = [tuple(w.shape) for w in target.weights]
+    if source_shapes != target_shapes:
+        raise ValueError(f"copy_embedding: the teacher's '{layer}' has weights {source_shapes} but the student's "
+                         f"has {target_shapes}; build the student from the teacher's spec and embedding_dim")
+    target.set_weights(source.get_weights())
+
+
+class Distiller(tf.keras.Model):
+    """Distils ``teacher`` into ``student`` (see the module docstring for the loss).
+
+    Args:
+        student: a tfctr model (probability output with a ``"logit"`` layer) or a model returning logits.
+        teacher: a trained tfctr model or any Keras model returning logits; it is never updated.
+        alpha: weight of the label loss BCE(y, σ(z_S)).
+        beta: weight of the logit-matching loss (z_T − z_S)².
+        freeze_embedding: keep the student's layer ``embedding_layer`` fixed (as the paper's distillation stage).
+
+    ``call`` returns the student's output, so ``predict`` and ``evaluate`` see the student. Metrics: ``loss``
+    (the distillation loss), ``kd_mse`` (mean squared logit gap), ``logloss`` and ``auc`` of the student.
+    """
+
+    def __init__(self, student: tf.keras.Model, teacher: tf.keras.Model, alpha: float = 0.1, beta: float = 921.6,
+                 freeze_embedding: bool = True, embedding_layer: str = EMBEDDING_LAYER, **kwargs):
+        super().__init__(**kwargs)
+        if alpha < 0 or beta < 0 or alpha + beta == 0:
+            raise ValueError(f"Distiller: alpha and beta must be >= 0 and not both 0, got {alpha}, {beta}")
+        self.student = student
+        self.teacher = teacher
+        self.teacher.trainable = False
+        self.student_logit = teacher_logits(student)
+        self.teacher_logit = teacher_logits(teacher)
+        self.alpha, self.beta = float(alpha), float(beta)
+        frozen = set()
+        if freeze_embedding:
+            frozen = {id(w) for w in student.get_layer(embedding_layer).weights}
+        self.trained_variables = [w for w in student.trainable_variables if id(w) not in frozen]
+        self.loss_tracker = tf.keras.metrics.Mean(name="loss")
+        self.kd_tracker = tf.keras.metrics.Mean(name="kd_mse")
+        self.logloss = tf.keras.metrics.BinaryCrossentropy(name="logloss", from_logits=True)
+        self.auc = tf.keras.metrics.AUC(name="auc", from_logits=True)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.kd_tracker, self.logloss, self.auc]
+
+    def call(self, inputs, training=False):
+        return self.student(inputs, training=training)
+
+    def _per_example_losses(self, x, y, training):
+        labels = tf.reshape(tf.cast(y, tf.float32), [-1, 1])
+        target = tf.stop_gradient(tf.cast(self.teacher_logit(x, training=False), tf.float32))
+        logit = tf.cast(self.student_logit(x, training=training), tf.float32)
+        bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logit)[:, 0]
+        gap = tf.square(target - logit)[:, 0]
+        return labels, logit, self.alpha * bce + self.beta * gap, gap
+
+    def _update_metrics(self, labels, logit, per_example, gap):
+        self.loss_tracker.update_state(per_example)
+        self.kd_tracker.update_state(gap)
+        self.logloss.update_state(labels, logit)
+        self.auc.update_state(labels, logit)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        x, y = data[:2]
+        with tf.GradientTape() as tape:
+            labels, logit, per_example, gap = self._per_example_losses(x, y, training=True)
+            loss = tf.nn.compute_average_loss(per_example)  # ÷ the global batch under a strategy
+            if self.student.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(self.student.losses))
+        self.optimizer.minimize(loss, self.trained_variables, tape=tape)
+        return self._update_metrics(labels, logit, per_example, gap)
+
+    def test_step(self, data):
+        x, y = data[:2]
+        return self._update_metrics(*self._per_example_losses(x, y, training=False))
+
+
+@dataclasses.dataclass
+class DistillResult:
+    """The run directories and models of each stage and the summary written to ``out/summary.json``."""
+
+    distilled: TrainResult
+    finetuned: TrainResult | None
+    summary: dict
+
+
+def _summary_row(net, metrics: dict) -> dict:
+    row = {"parameters": int(net.count_params())}
+    for split in ("valid", "test"):
+        if split in metrics:
+            row[split] = metrics[split]["model"]
+    return row
+
+
+def distill(
+    teacher,
+    train: str,
+    valid: str,
+    out: str,
+    student: str = "dagfm",
+    student_params: dict | None = None,
+    test: str | None = None,
+    alpha: float = 0.1,
+    beta: float = 921.6,
+    epochs: int = 5,
+    finetune_epochs: int = 5,
+    batch_size: int = 1024,
+    learning_rate: float = 1e-3,
+    finetune_learning_rate: float | None = None,
+    seed: int = 0,
+    patience: int = 2,
+    oracle_column: str | None = TRUE_CTR_COLUMN,
+    shuffle_buffer: int = 262_144,
+    verbose: int = 1,
+) -> DistillResult:
+    """Teacher → distilled student (``out/distilled``) → fine-tuned student (``out/finetuned``), as
+    ``tfctr distill``.
+
+    Args:
+        teacher: a tfctr run directory (``tfctr train``'s output) or its ``TrainResult``; its spec is used for
+            the student and the data.
+        student: a registered model name (default ``"dagfm"``; give ``student_params={"hidden_units": [...]}``
+            for the KD-DAGFM+ student); built with the teacher's ``embedding_dim``.
+        student_params: further hyper-parameters of the student (e.g. ``interaction_type``, ``num_layers``).
+        alpha, beta: the distillation loss weights (see ``Distiller``).
+        epochs: distillation epochs (early stopping on validation AUC with ``patience``).
+        finetune_epochs: KD-DAGFM+ fine-tuning epochs on labels alone, embeddings trainable (0 skips the stage).
+        learning_rate: Adam learning rate of the distillation; ``finetune_learning_rate`` (default the same) of
+            the fine-tuning.
+
+    Every stage's run directory has the layout of ``tfctr train``'s, so ``tfctr export`` exports either
+    student. ``out/summary.json`` compares teacher, distilled and fine-tuned students (exact AUC/logloss and
+    parameters).
+    """
+    set_seed(seed)
+    teacher_run = teacher if isinstance(teacher, TrainResult) else load_run(teacher)
+    spec, teacher_model = teacher_run.spec, teacher_run.model
+    out = Path(out)
+    hp = dict(student_params or {})
+    embedding = teacher_model.get_layer(EMBEDDING_LAYER)
+    if "embedding_dim" in hyper_parameters(student):
+        hp.setdefault("embedding_dim", int(embedding.output_shape[-1]))
+    net = build(student, spec, **hp)
+    copy_embedding(teacher_model, net)
+
+    train_data = parquet_dataset(train, spec, batch_size, shuffle=True, shuffle_buffer=shuffle_buffer, seed=seed)
+    valid_data = parquet_dataset(valid, spec, max(batch_size, 4096))
+    rows = count_rows(train)
+    config = {"model": student, "hyper_parameters": {**hyper_parameters(student), **hp},
+              "teacher": str(teacher_run.run_dir),
+              "training": dict(train=str(train), valid=str(valid), test=test and str(test), epochs=epochs,
+                               batch_size=batch_size, learning_rate=learning_rate, seed=seed, patience=patience,
+                               oracle_column=oracle_column, shuffle_buffer=shuffle_buffer)}
+
+    distiller = Distiller(net, teacher_model, alpha=alpha, beta=beta)
+    distiller.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
+    stage_dir = out / "distilled"
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    training = fit_with_early_stopping(distiller, train_data, valid_data, stage_dir, epochs, patience, rows,
+                                       verbose=verbose)
+    metrics = dict(split_metrics(net, spec, valid, test, oracle_column), training=training)
+    write_run(stage_dir, net, spec, metrics, dict(config, stage="distilled", alpha=alpha, beta=beta))
+    distilled = TrainResult(stage_dir, net, spec, metrics)
+
+    summary = {"teacher": _summary_row(teacher_model, split_metrics(teacher_model, spec, valid, test)),
+               "distilled": _summary_row(net, metrics)}
+    finetuned = None
+    if finetune_epochs > 0:
+        tuned = tf.keras.models.clone_model(net)
+        tuned.set_weights(net.get_weights())
+        compile_ctr(tuned, finetune_learning_rate or learning_rate)
+        stage_dir = out / "finetuned"
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        training = fit_with_early_stopping(tuned, train_data, valid_data, stage_dir, finetune_epochs, patience,
+                                           rows, verbose=verbose)
+        tuned_metrics = dict(split_metrics(tuned, spec, valid, test, oracle_column), training=training)
+        tuned_config = dict(config, stage="finetuned", distilled=str(distilled.run_dir))
+        tuned_config["training"] = dict(config["training"], epochs=finetune_epochs,
+                                        learning_rate=finetune_learning_rate or learning_rate)
+        write_run(stage_dir, tuned, spec, tuned_metrics, tuned_config)
+        finetuned = TrainResult(stage_dir, tuned, spec, tuned_metrics)
+        summary["finetuned"] = _summary_row(tuned, tuned_metrics)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return DistillResult(distilled, finetuned, summary)
