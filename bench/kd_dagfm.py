@@ -1,0 +1,138 @@
+"""KD-DAGFM: teacher vs DAGFM student trained alone vs distilled vs fine-tuned (KD-DAGFM+ stage), for a CIN
+teacher (xDeepFM's CIN, no DNN) → DAGFM-inner and a CrossNet teacher (DCN-V2 cross network, no DNN) →
+DAGFM-outer, over seeds, on synthetic data (with its Bayes-optimal reference) and on UCI Adult when present.
+
+Reported per model: test AUC/logloss (mean ± std over seeds), parameters, forward FLOPs per example (TensorFlow's
+profiler, batch-1 graph) and serving latency of the exported SavedModel's ``serving_default`` signature on raw
+features, batch 1 and 1024 (median of repeated calls, seed 0's models). The student trained alone gets as many
+epochs as distillation plus fine-tuning.
+
+    python bench/kd_dagfm.py [--rows 100000] [--seeds 0 1 2] [--teachers cin crossnet]
+"""
+
+import argparse
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import tensorflow as tf
+from common import ADULT, CRITEO_LIKE, synthetic, write_result
+from measure import forward_flops_per_example
+
+from tfctr.data import parquet_dataset
+from tfctr.data.encoding import arrow_to_serving
+from tfctr.export import export_saved_model
+from tfctr.training import distill, load_run, train
+
+TEACHERS = {
+    "cin": ("xdeepfm", {"cin_layer_sizes": [128, 128], "cin_split_half": False, "hidden_units": []}, "inner"),
+    "crossnet": ("dcnv2", {"num_cross_layers": 3, "hidden_units": []}, "outer"),
+}
+STAGES = ("teacher", "alone", "distilled", "finetuned")
+
+
+def serving_latency_ms(model, spec, test_path, batch, repeats):
+    with tempfile.TemporaryDirectory() as base:
+        exported = export_saved_model(model, spec, base, "m")
+        serving = tf.saved_model.load(str(exported)).signatures["serving_default"]
+        raw = arrow_to_serving(pq.read_table(test_path).slice(0, batch), spec)
+        feed = {k: tf.constant(v) for k, v in raw.items()}
+        serving(**feed)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            serving(**feed)["probability"].numpy()
+            times.append((time.perf_counter() - start) * 1000)
+    return float(np.median(times))
+
+
+def cost(model, spec, test_path):
+    x = next(iter(parquet_dataset(test_path, spec, 1, with_label=False)))
+    return {"parameters": int(model.count_params()),
+            "forward_flops_per_example": forward_flops_per_example(model, {k: v.numpy() for k, v in x.items()}),
+            "latency_ms_batch_1": serving_latency_ms(model, spec, test_path, 1, 200),
+            "latency_ms_batch_1024": serving_latency_ms(model, spec, test_path, 1024, 30)}
+
+
+def one_seed(paths, teacher_name, seed, args, work: Path):
+    model, hp, interaction = TEACHERS[teacher_name]
+    common = dict(test=paths["test"], batch_size=args.batch_size, seed=seed, verbose=0)
+    times = {}
+    start = time.perf_counter()
+    teacher = train(paths["train"], paths["valid"], work / "teacher", model=model, epochs=args.teacher_epochs,
+                    learning_rate=args.learning_rate, hyper_params=dict(hp, embedding_dim=16), **common)
+    times["teacher"] = time.perf_counter() - start
+    start = time.perf_counter()
+    kd = distill(teacher, paths["train"], paths["valid"], work / "kd", student_params={
+        "interaction_type": interaction, "num_layers": 3}, epochs=args.distill_epochs,
+        finetune_epochs=args.finetune_epochs, learning_rate=args.distill_learning_rate,
+        finetune_learning_rate=args.learning_rate, **common)
+    times["distill_and_finetune"] = time.perf_counter() - start
+    start = time.perf_counter()
+    alone = train(paths["train"], paths["valid"], work / "alone", model="dagfm",
+                  epochs=args.distill_epochs + args.finetune_epochs, learning_rate=args.distill_learning_rate,
+                  hyper_params=dict(interaction_type=interaction, num_layers=3, embedding_dim=16), **common)
+    times["alone"] = time.perf_counter() - start
+    runs = {"teacher": teacher, "alone": alone, "distilled": kd.distilled, "finetuned": kd.finetuned}
+    return {stage: run.metrics["test"] for stage, run in runs.items()}, runs, times
+
+
+def summarise(per_seed):
+    out = {}
+    for stage in STAGES:
+        aucs = [m[stage]["model"]["auc"] for m in per_seed]
+        losses = [m[stage]["model"]["logloss"] for m in per_seed]
+        out[stage] = {"auc_mean": float(np.mean(aucs)), "auc_std": float(np.std(aucs)),
+                      "logloss_mean": float(np.mean(losses)), "logloss_std": float(np.std(losses))}
+    if "bayes_optimal" in per_seed[0]["teacher"]:
+        out["bayes_optimal"] = per_seed[0]["teacher"]["bayes_optimal"]
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--teachers", nargs="*", default=sorted(TEACHERS), choices=sorted(TEACHERS))
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--distill-learning-rate", type=float, default=3e-3)
+    parser.add_argument("--teacher-epochs", type=int, default=3)
+    parser.add_argument("--distill-epochs", type=int, default=3)
+    parser.add_argument("--finetune-epochs", type=int, default=2)
+    parser.add_argument("--no-adult", action="store_true")
+    args = parser.parse_args()
+    config = dataclasses.replace(CRITEO_LIKE, vocabulary_size=100)
+    datasets = {"synthetic_v100": synthetic(f"criteo_like_v100_{args.rows}", args.rows, config=config)}
+    if ADULT.exists() and not args.no_adult:
+        datasets["adult"] = {s: str(ADULT / f"{s}.parquet") for s in ("train", "valid", "test")}
+    results = {}
+    for data_name, paths in datasets.items():
+        for teacher_name in args.teachers:
+            per_seed, all_times, costs = [], [], {}
+            for seed in args.seeds:
+                with tempfile.TemporaryDirectory() as tmp:
+                    metrics, runs, times = one_seed(paths, teacher_name, seed, args, Path(tmp))
+                    per_seed.append(metrics)
+                    all_times.append(times)
+                    if not costs:
+                        costs = {stage: cost(load_run(run.run_dir).model, run.spec, paths["test"])
+                                 for stage, run in runs.items() if stage in ("teacher", "finetuned")}
+                print(data_name, teacher_name, seed, {s: round(m["model"]["logloss"], 4) for s, m in metrics.items()},
+                      flush=True)
+            summary = summarise(per_seed)
+            speedup = {f"batch_{b}": costs["teacher"][f"latency_ms_batch_{b}"] / costs["finetuned"][
+                f"latency_ms_batch_{b}"] for b in (1, 1024)}
+            results.setdefault(data_name, {})[teacher_name] = {
+                "student": f"dagfm-{TEACHERS[teacher_name][2]}", "summary": summary, "cost": costs,
+                "student_speedup": speedup, "seconds": all_times, "per_seed": per_seed}
+            print(data_name, teacher_name, {s: round(v["logloss_mean"], 4) for s, v in summary.items()
+                                            if "logloss_mean" in v}, "speedup", speedup, flush=True)
+    write_result("kd_dagfm", {"rows": args.rows, "seeds": args.seeds, "args": vars(args), "datasets": results})
+
+
+if __name__ == "__main__":
+    main()
