@@ -1,4 +1,6 @@
-"""The ``tfctr`` command line: ``tfctr synth | train | distill | export | serve | predict | convert | demo``."""
+"""The ``tfctr`` command line:
+``tfctr synth | train | distill | search-fusion | export | serve | predict | convert | demo``.
+"""
 
 from __future__ import annotations
 
@@ -58,6 +60,19 @@ def _cmd_distill(args):
                      learning_rate=args.learning_rate, finetune_learning_rate=args.finetune_learning_rate,
                      seed=args.seed, patience=args.patience, verbose=args.verbose)
     print(json.dumps(result.summary, indent=1))
+
+
+def _cmd_search_fusion(args):
+    from tfctr.training import search_fusion
+
+    result = search_fusion(args.train, args.valid, args.out, test=args.test, num_levels=args.levels,
+                           selection=args.selection, algorithm=args.algorithm, retrain_init=args.retrain_init,
+                           embedding_dim=args.embedding_dim, epochs=args.epochs, retrain_epochs=args.retrain_epochs,
+                           batch_size=args.batch_size, learning_rate=args.learning_rate,
+                           arch_learning_rate=args.arch_learning_rate,
+                           retrain_learning_rate=args.retrain_learning_rate, seed=args.seed,
+                           patience=args.patience, verbose=args.verbose)
+    print(json.dumps(result.metrics, indent=1))
 
 
 def _cmd_export(args):
@@ -164,6 +179,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hp", nargs="*", metavar="NAME=VALUE", help="student hyper-parameters, values as JSON")
     p.add_argument("--verbose", type=int, default=1)
     p.set_defaults(func=_cmd_distill)
+
+    p = sub.add_parser("search-fusion", help="OptFusion: search the fusion graph, derive it, retrain it")
+    p.add_argument("--train", required=True)
+    p.add_argument("--valid", required=True)
+    p.add_argument("--test")
+    p.add_argument("--out", required=True, help="run directory of the retrained model (+ architecture.json)")
+    p.add_argument("--levels", type=int, default=3, help="n, (cross, MLP) levels")
+    p.add_argument("--selection", choices=["soft", "hard"], default="soft")
+    p.add_argument("--algorithm", choices=["one_shot", "sequential"], default="one_shot")
+    p.add_argument("--retrain-init", choices=["supernet", "scratch"], default="supernet")
+    p.add_argument("--embedding-dim", type=int, default=16)
+    p.add_argument("--epochs", type=int, default=5, help="search epochs (per stage when sequential)")
+    p.add_argument("--retrain-epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--arch-learning-rate", type=float, default=0.1)
+    p.add_argument("--retrain-learning-rate", type=float)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--patience", type=int, default=1)
+    p.add_argument("--verbose", type=int, default=1)
+    p.set_defaults(func=_cmd_search_fusion)
 
     p = sub.add_parser("export", help="export a run as a TF Serving SavedModel")
     p.add_argument("--run", required=True)

@@ -8,6 +8,7 @@ from tfctr.layers.dagfm import DAGFM
 from tfctr.layers.dense_block import DenseBlock
 from tfctr.layers.embedding import FieldEmbedding
 from tfctr.layers.experts import ConvExpert, CrossExpert, GatedDenseExpert, PINExpert, SelfAttentionExpert
+from tfctr.layers.fusion import FusionOperation, FusionSupernet
 from tfctr.layers.interaction import BilinearInteraction, FMInteraction, InnerProduct, SENet
 from tfctr.layers.linear import LinearLogit
 from tfctr.layers.mlp import MLP
@@ -15,8 +16,9 @@ from tfctr.layers.pin import PolynomialInteraction
 from tfctr.layers.slots import SlotDense, SubspaceSplit
 
 __all__ = [
-    "APGDense", "BilinearInteraction", "DAGFM", "CompressedInteraction", "ConvExpert", "CrossExpert", "CrossNetwork",
-    "DenseBlock", "FMInteraction", "FieldEmbedding", "FieldSelfAttention", "GatedDenseExpert", "InnerProduct",
-    "InstanceNormalization", "LinearLogit", "MLP", "MixtureCross", "PINExpert", "PolynomialInteraction",
-    "SENet", "SelfAttentionExpert", "SlotDense", "SubspaceSplit", "VectorCross",
+    "APGDense", "BilinearInteraction", "CompressedInteraction", "ConvExpert", "CrossExpert", "CrossNetwork",
+    "DAGFM", "DenseBlock", "FMInteraction", "FieldEmbedding", "FieldSelfAttention", "FusionOperation",
+    "FusionSupernet", "GatedDenseExpert", "InnerProduct", "InstanceNormalization", "LinearLogit", "MLP",
+    "MixtureCross", "PINExpert", "PolynomialInteraction", "SENet", "SelfAttentionExpert", "SlotDense",
+    "SubspaceSplit", "VectorCross",
 ]

@@ -45,3 +45,10 @@ def fresh(initializer):
     """A new instance of an initialiser, so that several weights drawn from it differ (Keras reuses the values
     of an unseeded initialiser instance that is called twice)."""
     return tf.keras.initializers.get(tf.keras.initializers.serialize(initializer))
+
+
+def build_sublayer(layer, input_shape):
+    """Builds a sublayer inside its parent's ``build`` with its weights named ``parent/sublayer/weight``."""
+    with tf.name_scope(layer.name):
+        layer.build(input_shape)
+    return layer

@@ -64,6 +64,20 @@ def exact_metrics(model, paths, spec: FeatureSpec, oracle_column: str | None = N
     return result
 
 
+def resolve_spec(train, spec=None, label="label", overrides=None, exclude=(), oracle_column=TRUE_CTR_COLUMN,
+                 seed=0) -> FeatureSpec:
+    """The fitted spec of a run: ``spec`` itself, loaded from its JSON path, or inferred from the training
+    schema (``overrides``, ``exclude`` and the oracle column left out) and fitted on the training split."""
+    if spec is None:
+        names = read_schema(train).names
+        exclude = list(exclude) + ([oracle_column] if oracle_column in names else [])
+        spec = FeatureSpec.infer(train, label=label, overrides=overrides, exclude=exclude).fit(train, seed=seed)
+    elif not isinstance(spec, FeatureSpec):
+        spec = FeatureSpec.load(spec)
+    spec.require_fitted()
+    return spec
+
+
 def compile_ctr(net: tf.keras.Model, learning_rate: float):
     """Adam on binary cross-entropy, with AUC and logloss metrics (``val_auc`` drives early stopping)."""
     net.compile(
@@ -152,13 +166,7 @@ def train(
     set_seed(seed)
     run_dir = Path(out)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if spec is None:
-        names = read_schema(train).names
-        exclude = list(exclude) + ([oracle_column] if oracle_column in names else [])
-        spec = FeatureSpec.infer(train, label=label, overrides=overrides, exclude=exclude).fit(train, seed=seed)
-    elif not isinstance(spec, FeatureSpec):
-        spec = FeatureSpec.load(spec)
-    spec.require_fitted()
+    spec = resolve_spec(train, spec, label, overrides, exclude, oracle_column, seed)
 
     hp = dict(hyper_params or {})
     if embedding_dim is not None and "embedding_dim" in hyper_parameters(model):

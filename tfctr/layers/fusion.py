@@ -1,0 +1,214 @@
+"""OptFusion's fusion operations and its one-shot search supernet (Zhang et al., WSDM'25).
+
+The fusion graph has nodes ``x0`` (the flattened embeddings, width w), ``cross_0`` (fed by x0 alone), then for
+each level i = 1..n a cross layer ``cross_i`` and an MLP layer ``mlp_i`` fed by any earlier node (never by each
+other), and the ``output`` fed by any node. ``node_names(n)`` lists them in topological order; ``sources(j)``
+are the candidate inputs of node j (all nodes before its level).
+"""
+
+import tensorflow as tf
+
+from tfctr.layers._validation import as_shape_list, as_tensor_list, build_sublayer, choice, positive_int
+from tfctr.layers.cross import VectorCross
+
+OPERATIONS = ("add", "product", "concat", "attention")
+
+
+def node_names(num_levels: int) -> list[str]:
+    """``["x0", "cross_0", "cross_1", "mlp_1", …, "cross_n", "mlp_n", "output"]``."""
+    names = ["x0", "cross_0"]
+    for level in range(1, num_levels + 1):
+        names += [f"cross_{level}", f"mlp_{level}"]
+    return names + ["output"]
+
+
+def num_sources(node: int) -> int:
+    """How many candidate inputs node ``node`` (index in ``node_names``) has: the nodes before its level."""
+    if node <= 1:
+        return node  # x0 has none, cross_0 has x0
+    return node if node % 2 == 0 else node - 1  # cross_i and mlp_i (i ≥ 1) share the sources v_0..v_{2i-1}
+
+
+@tf.keras.utils.register_keras_serializable(package="tfctr")
+class FusionOperation(tf.keras.layers.Layer):
+    """Fuses k inputs of width w into one ``[B, w]`` by one operation or a weighted mixture of several:
+
+        add:        Σ_i x_i
+        product:    Π_i x_i over the connected inputs (a disconnected input acts as 1; no connected input gives
+                    zeros). ``product_masked_as_zero=True`` is the authors' literal search code: a masked input
+                    is a zero factor.
+        concat:     [x_1, …, x_k] W + b,  W ∈ R^{k·w×w}
+        attention:  Σ_i a_i ⊙ x_i,  a_i = softmax over the w features of ReLU(x_i W_i1 + b_i1) W_i2
+
+    ``call(inputs, connections=None, op_weights=None)``: ``inputs`` a list of k tensors ``[B, w]``;
+    ``connections`` ``[k]`` 0/1 values multiplying the inputs (the search's straight-through masks);
+    ``op_weights`` ``[len(operations)]`` mixing weights (the search's softmax or one-hot of β). Without
+    ``op_weights`` the constant ``operation_weights`` are used (a derived soft architecture), or the single
+    operation (several operations without weights are averaged).
+
+    Args:
+        operations: the candidate operations this layer computes (subset of ``OPERATIONS``).
+        operation_weights: constant mixing weights (one per operation), or None for a single operation / runtime
+            weights.
+        product_masked_as_zero: see above.
+    """
+
+    def __init__(self, operations=OPERATIONS, operation_weights=None, product_masked_as_zero=False, **kwargs):
+        super().__init__(**kwargs)
+        operations = list(operations)
+        if not operations:
+            raise ValueError("FusionOperation: operations must not be empty")
+        for op in operations:
+            choice("FusionOperation", "operations", op, OPERATIONS)
+        self.operations = operations
+        if operation_weights is not None and len(operation_weights) != len(operations):
+            raise ValueError(f"FusionOperation: {len(operation_weights)} operation_weights for "
+                             f"{len(operations)} operations")
+        self.constant_weights = None if operation_weights is None else [float(w) for w in operation_weights]
+        self.product_masked_as_zero = bool(product_masked_as_zero)
+
+    def build(self, input_shape):
+        shapes = as_shape_list(input_shape)
+        self.num_inputs, width = len(shapes), int(shapes[0][-1])
+        self.width = width
+        if "concat" in self.operations:
+            self.concat = build_sublayer(tf.keras.layers.Dense(width, name="concat"), (None, width * self.num_inputs))
+        self.attention = []
+        if "attention" in self.operations:
+            for i in range(self.num_inputs):  # flat list: hidden and score layer of each input slot
+                hidden = tf.keras.layers.Dense(width, activation="relu", name=f"attention_hidden_{i}")
+                score = tf.keras.layers.Dense(width, use_bias=False, name=f"attention_score_{i}")
+                self.attention += [build_sublayer(hidden, (None, width)), build_sublayer(score, (None, width))]
+        super().build(input_shape)
+
+    def _operation(self, op, xs, mask):  # mask: the connections [k] or None
+        if op == "add":
+            return tf.add_n(xs)
+        if op == "product":
+            if mask is None or self.product_masked_as_zero:
+                product = xs[0]
+                for x in xs[1:]:
+                    product = product * x
+                return product
+            product = xs[0] + (1.0 - mask[0])
+            for i, x in enumerate(xs[1:], start=1):
+                product = product * (x + (1.0 - mask[i]))
+            return product * tf.cast(tf.reduce_any(mask > 0), product.dtype)
+        if op == "concat":
+            return self.concat(tf.concat(xs, axis=1))
+        scored = [tf.nn.softmax(self.attention[2 * i + 1](self.attention[2 * i](x)), axis=1) * x
+                  for i, x in enumerate(xs)]
+        return tf.add_n(scored)
+
+    def call(self, inputs, connections=None, op_weights=None):
+        xs = as_tensor_list(inputs)
+        mask = connections
+        if mask is not None:
+            mask = tf.cast(mask, xs[0].dtype)
+            xs = [x * mask[i] for i, x in enumerate(xs)]
+        outputs = [self._operation(op, xs, mask) for op in self.operations]
+        if op_weights is None and self.constant_weights is None:
+            return outputs[0] if len(outputs) == 1 else tf.add_n(outputs) / len(outputs)
+        weights = self.constant_weights if op_weights is None else tf.cast(op_weights, xs[0].dtype)
+        return tf.add_n([weights[i] * out for i, out in enumerate(outputs)])
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape(as_shape_list(input_shape)[0])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(operations=self.operations, operation_weights=self.constant_weights,
+                      product_masked_as_zero=self.product_masked_as_zero)
+        return config
+
+
+@tf.keras.utils.register_keras_serializable(package="tfctr")
+class ZerosLike(tf.keras.layers.Layer):
+    """Zeros of the input's shape: what a fusion node with no connected input reads."""
+
+    def call(self, inputs):
+        return tf.zeros_like(inputs)
+
+
+def straight_through(forward, surrogate):
+    """``forward`` in the forward pass, the gradient of ``surrogate`` in the backward pass."""
+    return surrogate + tf.stop_gradient(forward - surrogate)
+
+
+@tf.keras.utils.register_keras_serializable(package="tfctr")
+class FusionSupernet(tf.keras.layers.Layer):
+    """OptFusion's search space as one layer: x0 ``[B, w]`` → logit ``[B, 1]``.
+
+    Every node j other than x0 fuses its candidate sources i with connection masks ``m_ji = 1[α_ji > 0]``
+    (straight-through: the gradient reaches α as if m were α) by ``FusionOperation`` with operation weights
+    ``softmax(β_j)`` (``selection="soft"``) or its one-hot argmax with the softmax's gradient
+    (``selection="hard"``), then applies its component: a DCN cross layer ``x0 · (u·w) + b + u`` (x0 always the
+    raw embedding), an MLP layer ``ReLU(u W + c)`` of width w, or for the output ``u w_o + b_o``. ``cross_0`` has
+    the single input x0 (masked, no fusion operation). α (``[nodes, nodes]``, [destination, source], all 0.5)
+    and β (``[2n + 1, 4]``, Xavier-normal) are the architecture weights, named ``alpha`` and ``beta``.
+
+    Args:
+        num_levels: n, (cross, MLP) levels (default 3).
+        selection: ``"soft"`` or ``"hard"``.
+        product_masked_as_zero: the authors' literal product (see ``FusionOperation``).
+    """
+
+    def __init__(self, num_levels=3, selection="soft", product_masked_as_zero=False, **kwargs):
+        super().__init__(**kwargs)
+        self.num_levels = positive_int("FusionSupernet", "num_levels", num_levels)
+        self.selection = choice("FusionSupernet", "selection", selection, {"soft", "hard"})
+        self.product_masked_as_zero = bool(product_masked_as_zero)
+        self.names = node_names(self.num_levels)
+
+    def build(self, input_shape):
+        width = int(input_shape[-1])
+        nodes = len(self.names)
+        self.alpha = self.add_weight(name="alpha", shape=(nodes, nodes),
+                                     initializer=tf.keras.initializers.Constant(0.5))
+        self.beta = self.add_weight(name="beta", shape=(nodes - 2, len(OPERATIONS)),
+                                    initializer="glorot_normal")
+        # flat lists (Keras saves flat sublayer lists): one component and one fusion per node j ≥ 2
+        self.components, self.fusions = [], []
+        self.cross_0 = build_sublayer(VectorCross(name="cross_0"), [(None, width), (None, width)])
+        for j, name in enumerate(self.names[2:], start=2):
+            if name.startswith("cross"):
+                component = build_sublayer(VectorCross(name=name), [(None, width), (None, width)])
+            else:
+                component = build_sublayer(tf.keras.layers.Dense(
+                    1 if name == "output" else width, activation=None if name == "output" else "relu", name=name),
+                    (None, width))
+            fusion = build_sublayer(FusionOperation(OPERATIONS, product_masked_as_zero=self.product_masked_as_zero,
+                                                    name=f"fusion_{name}"), [(None, width)] * num_sources(j))
+            self.components.append(component)
+            self.fusions.append(fusion)
+        super().build(input_shape)
+
+    def masks(self):
+        """The straight-through connection masks ``[nodes, nodes]``."""
+        return straight_through(tf.cast(self.alpha > 0, self.alpha.dtype), self.alpha)
+
+    def operation_weights(self):
+        """Per fused node ``[2n + 1, 4]``: softmax(β), or its one-hot argmax (straight-through) when hard."""
+        soft = tf.nn.softmax(self.beta, axis=1)
+        if self.selection == "soft":
+            return soft
+        return straight_through(tf.one_hot(tf.argmax(self.beta, axis=1), len(OPERATIONS), dtype=soft.dtype), soft)
+
+    def call(self, x0):
+        masks = tf.cast(self.masks(), x0.dtype)
+        weights = tf.cast(self.operation_weights(), x0.dtype)
+        values = [x0, self.cross_0([x0, x0 * masks[1, 0]])]
+        for j, (component, fusion) in enumerate(zip(self.components, self.fusions), start=2):
+            k = num_sources(j)
+            fused = fusion(values[:k], connections=masks[j, :k], op_weights=weights[j - 2])
+            values.append(component([x0, fused]) if isinstance(component, VectorCross) else component(fused))
+        return values[-1]
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape([input_shape[0], 1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_levels=self.num_levels, selection=self.selection,
+                      product_masked_as_zero=self.product_masked_as_zero)
+        return config

@@ -1,0 +1,196 @@
+"""OptFusion's one-shot search, derive and retrain (``tfctr search-fusion``).
+
+``FusionSearch`` is a ``tf.keras.Model`` around the ``optfusion_search`` supernet whose ``train_step`` does one
+forward and backward pass of the BCE per batch and applies the same gradients with two optimizers: the model
+optimizer (``compile(optimizer=...)``) to the network weights, and ``arch_optimizer`` to the architecture
+weights α (connections) and β (operations), as the authors' single-level search. ``search_fusion`` runs
+search → derive → retrain; ``algorithm="sequential"`` searches the connections first (β frozen at uniform
+operation weights), then the operations (α frozen), the ablation of the paper.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import tensorflow as tf
+
+from tfctr.data.parquet import parquet_dataset
+from tfctr.data.synthetic import TRUE_CTR_COLUMN
+from tfctr.layers._validation import choice
+from tfctr.models import build
+from tfctr.models.fusion import derive, warm_start
+from tfctr.training.train import (
+    TrainResult,
+    compile_ctr,
+    count_rows,
+    fit_with_early_stopping,
+    resolve_spec,
+    split_metrics,
+    write_run,
+)
+from tfctr.utils import set_seed
+
+
+class FusionSearch(tf.keras.Model):
+    """Trains a supernet model (layer ``"fusion"`` a ``FusionSupernet``) and its architecture jointly.
+
+    Args:
+        network: the ``optfusion_search`` model (probability output with a ``"logit"`` layer).
+        arch_optimizer: optimizer of α and β (default Adam(0.1), the authors' Avazu setting).
+        train_alpha, train_beta: which architecture weights are searched (the sequential ablation freezes one).
+
+    Metrics: ``loss`` (BCE), ``logloss``, ``auc``; ``call`` returns the network's probability.
+    """
+
+    def __init__(self, network: tf.keras.Model, arch_optimizer=None, train_alpha: bool = True,
+                 train_beta: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.network = network
+        self.logit_model = tf.keras.Model(network.inputs, network.get_layer("logit").output)
+        self.supernet = network.get_layer("fusion")
+        self.arch_optimizer = arch_optimizer or tf.keras.optimizers.Adam(0.1)
+        architecture = {id(self.supernet.alpha), id(self.supernet.beta)}
+        self.weight_variables = [v for v in network.trainable_variables if id(v) not in architecture]
+        self.arch_variables = ([self.supernet.alpha] if train_alpha else []) + \
+            ([self.supernet.beta] if train_beta else [])
+        self.loss_tracker = tf.keras.metrics.Mean(name="loss")
+        self.logloss = tf.keras.metrics.BinaryCrossentropy(name="logloss", from_logits=True)
+        self.auc = tf.keras.metrics.AUC(name="auc", from_logits=True)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.logloss, self.auc]
+
+    def call(self, inputs, training=False):
+        return self.network(inputs, training=training)
+
+    def _bce(self, x, y, training):
+        labels = tf.reshape(tf.cast(y, tf.float32), [-1, 1])
+        logit = tf.cast(self.logit_model(x, training=training), tf.float32)
+        return labels, logit, tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logit)[:, 0]
+
+    def _update(self, labels, logit, per_example):
+        self.loss_tracker.update_state(per_example)
+        self.logloss.update_state(labels, logit)
+        self.auc.update_state(labels, logit)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        x, y = data[:2]
+        variables = self.weight_variables + self.arch_variables
+        with tf.GradientTape() as tape:
+            labels, logit, per_example = self._bce(x, y, training=True)
+            loss = tf.nn.compute_average_loss(per_example)  # ÷ the global batch under a strategy
+            if self.network.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(self.network.losses))
+        gradients = tape.gradient(loss, variables)
+        split = len(self.weight_variables)
+        self.optimizer.apply_gradients(zip(gradients[:split], self.weight_variables))
+        if self.arch_variables:
+            self.arch_optimizer.apply_gradients(zip(gradients[split:], self.arch_variables))
+        return self._update(labels, logit, per_example)
+
+    def test_step(self, data):
+        x, y = data[:2]
+        return self._update(*self._bce(x, y, training=False))
+
+
+def _search(network, train_data, valid_data, stage_dir, epochs, patience, rows, learning_rate, arch_learning_rate,
+            verbose, **flags):
+    search = FusionSearch(network, tf.keras.optimizers.Adam(arch_learning_rate), **flags)
+    search.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    return fit_with_early_stopping(search, train_data, valid_data, stage_dir, epochs, patience, rows,
+                                   verbose=verbose)
+
+
+def search_fusion(
+    train: str,
+    valid: str,
+    out: str,
+    test: str | None = None,
+    num_levels: int = 3,
+    selection: str = "soft",
+    algorithm: str = "one_shot",
+    retrain_init: str = "supernet",
+    embedding_dim: int = 16,
+    epochs: int = 5,
+    retrain_epochs: int = 5,
+    batch_size: int = 1024,
+    learning_rate: float = 1e-3,
+    arch_learning_rate: float = 0.1,
+    retrain_learning_rate: float | None = None,
+    seed: int = 0,
+    patience: int = 1,
+    spec=None,
+    label: str = "label",
+    oracle_column: str | None = TRUE_CTR_COLUMN,
+    shuffle_buffer: int = 262_144,
+    verbose: int = 1,
+) -> TrainResult:
+    """Search (``out/search``), derive (``out/architecture.json``) and retrain (the run directory ``out``).
+
+    Args:
+        num_levels, selection: the search space (n (cross, MLP) levels) and ``"soft"`` or ``"hard"`` operation
+            selection; the derived model keeps the same selection.
+        algorithm: ``"one_shot"`` (connections and operations together) or ``"sequential"`` (connections, then
+            operations; ``epochs`` each).
+        retrain_init: ``"supernet"`` (start from the search weights, the authors' default) or ``"scratch"``.
+        epochs, retrain_epochs, learning_rate, arch_learning_rate, retrain_learning_rate: Adam schedules of the
+            search (network and α/β) and of the retraining (default: ``learning_rate``); early stopping on
+            validation AUC with ``patience`` (1, as the authors).
+
+    Returns the retrained run (``tfctr export --run OUT`` exports it: a plain model without α or β); its
+    ``metrics.json`` also records the search and retrain seconds.
+    """
+    choice("search_fusion", "algorithm", algorithm, {"one_shot", "sequential"})
+    choice("search_fusion", "retrain_init", retrain_init, {"supernet", "scratch"})
+    set_seed(seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = resolve_spec(train, spec, label, None, (), oracle_column, seed)
+    train_data = parquet_dataset(train, spec, batch_size, shuffle=True, shuffle_buffer=shuffle_buffer, seed=seed)
+    valid_data = parquet_dataset(valid, spec, max(batch_size, 4096))
+    rows = count_rows(train)
+    network = build("optfusion_search", spec, embedding_dim=embedding_dim, num_levels=num_levels,
+                    selection=selection)
+    common = dict(train_data=train_data, valid_data=valid_data, epochs=epochs, patience=patience, rows=rows,
+                  learning_rate=learning_rate, arch_learning_rate=arch_learning_rate, verbose=verbose)
+    start = time.perf_counter()
+    if algorithm == "one_shot":
+        searched = [_search(network, stage_dir=out / "search", **common)]
+    else:
+        supernet = network.get_layer("fusion")
+        supernet.beta.assign(tf.zeros_like(supernet.beta))  # uniform operations while the connections are searched
+        searched = [_search(network, stage_dir=out / "search_connections", train_beta=False, **common),
+                    _search(network, stage_dir=out / "search_operations", train_alpha=False, **common)]
+    search_seconds = time.perf_counter() - start
+
+    architecture = derive(network.get_layer("fusion"))
+    (out / "architecture.json").write_text(json.dumps(architecture, indent=1))
+    supernet = network.get_layer("fusion")
+    (out / "search_weights.json").write_text(json.dumps(
+        {"nodes": supernet.names, "alpha": supernet.alpha.numpy().tolist(), "beta": supernet.beta.numpy().tolist()}))
+
+    set_seed(seed)
+    derived = build("optfusion", spec, architecture=architecture, embedding_dim=embedding_dim)
+    if retrain_init == "supernet":
+        warm_start(derived, network, architecture)
+    compile_ctr(derived, retrain_learning_rate or learning_rate)
+    start = time.perf_counter()
+    training = fit_with_early_stopping(derived, train_data, valid_data, out, retrain_epochs, patience, rows,
+                                       verbose=verbose)
+    retrain_seconds = time.perf_counter() - start
+    metrics = dict(split_metrics(derived, spec, valid, test, oracle_column), training=training,
+                   search={"seconds": search_seconds, "stages": searched, "retrain_seconds": retrain_seconds})
+    config = {"model": "optfusion", "hyper_parameters": {"architecture": architecture, "embedding_dim": embedding_dim},
+              "search": dict(num_levels=num_levels, selection=selection, algorithm=algorithm,
+                             retrain_init=retrain_init, epochs=epochs, retrain_epochs=retrain_epochs,
+                             learning_rate=learning_rate, arch_learning_rate=arch_learning_rate,
+                             retrain_learning_rate=retrain_learning_rate, seed=seed, patience=patience),
+              "training": dict(train=str(train), valid=str(valid), test=test and str(test), batch_size=batch_size,
+                               oracle_column=oracle_column)}
+    write_run(out, derived, spec, metrics, config)
+    return TrainResult(out, derived, spec, metrics)
