@@ -181,7 +181,9 @@ def distill(
         student_params: further hyper-parameters of the student (e.g. ``interaction_type``, ``num_layers``).
         alpha, beta: the distillation loss weights (see ``Distiller``).
         epochs: distillation epochs (early stopping on validation AUC with ``patience``).
-        finetune_epochs: KD-DAGFM+ fine-tuning epochs on labels alone, embeddings trainable (0 skips the stage).
+        finetune_epochs: KD-DAGFM+ fine-tuning epochs on labels alone, embeddings trainable (0 skips the stage);
+            early stopping keeps the best epoch, and the distilled weights when no epoch beats their validation
+            AUC.
         learning_rate: Adam learning rate of the distillation; ``finetune_learning_rate`` (default the same) of
             the fine-tuning.
 
@@ -228,8 +230,14 @@ def distill(
         compile_ctr(tuned, finetune_learning_rate or learning_rate)
         stage_dir = out / "finetuned"
         stage_dir.mkdir(parents=True, exist_ok=True)
+        start_auc = tuned.evaluate(valid_data, return_dict=True, verbose=0)["auc"]
         training = fit_with_early_stopping(tuned, train_data, valid_data, stage_dir, finetune_epochs, patience,
                                            rows, verbose=verbose)
+        # fine-tuning keeps the distilled student when no epoch of it improves the validation AUC
+        training["start_val_auc"] = float(start_auc)
+        training["kept_distilled"] = bool(training["best_val_auc"] <= start_auc)
+        if training["kept_distilled"]:
+            tuned.set_weights(net.get_weights())
         tuned_metrics = dict(split_metrics(tuned, spec, valid, test, oracle_column), training=training)
         tuned_config = dict(config, stage="finetuned", distilled=str(distilled.run_dir))
         tuned_config["training"] = dict(config["training"], epochs=finetune_epochs,

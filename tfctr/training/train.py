@@ -102,7 +102,8 @@ def fit_with_early_stopping(net, train_data, valid_data, run_dir: Path, epochs: 
     history = net.fit(train_data, validation_data=valid_data, epochs=epochs, callbacks=callbacks, verbose=verbose)
     shutil.rmtree(run_dir / "backup", ignore_errors=True)  # finished: nothing left to resume
     return {"examples_per_second": throughput.examples_per_second,
-            "epochs_run": len(history.history.get("loss", [])), "train_rows": throughput.rows_per_epoch}
+            "epochs_run": len(history.history.get("loss", [])), "train_rows": throughput.rows_per_epoch,
+            "best_val_auc": float(max(history.history.get("val_auc", [float("nan")])))}
 
 
 def split_metrics(net, spec: FeatureSpec, valid, test=None, oracle_column: str | None = None) -> dict:
