@@ -1,5 +1,6 @@
 """Keras layers of tfctr, one module per family. Layers know tensors, never features or files."""
 
+from tfctr.layers.adaensemble import AdaEnsembleNetwork
 from tfctr.layers.apg import APGDense
 from tfctr.layers.attention import FieldSelfAttention, InstanceNormalization
 from tfctr.layers.cin import CompressedInteraction
@@ -12,13 +13,14 @@ from tfctr.layers.fusion import FusionOperation, FusionSupernet
 from tfctr.layers.interaction import BilinearInteraction, FMInteraction, InnerProduct, SENet
 from tfctr.layers.linear import LinearLogit
 from tfctr.layers.mlp import MLP
+from tfctr.layers.moe import NoisyCosineGate, SparseMoE, TopKAnnealing
 from tfctr.layers.pin import PolynomialInteraction
 from tfctr.layers.slots import SlotDense, SubspaceSplit
 
 __all__ = [
-    "APGDense", "BilinearInteraction", "CompressedInteraction", "ConvExpert", "CrossExpert", "CrossNetwork",
-    "DAGFM", "DenseBlock", "FMInteraction", "FieldEmbedding", "FieldSelfAttention", "FusionOperation",
-    "FusionSupernet", "GatedDenseExpert", "InnerProduct", "InstanceNormalization", "LinearLogit", "MLP",
-    "MixtureCross", "PINExpert", "PolynomialInteraction", "SENet", "SelfAttentionExpert", "SlotDense",
-    "SubspaceSplit", "VectorCross",
+    "APGDense", "AdaEnsembleNetwork", "BilinearInteraction", "CompressedInteraction", "ConvExpert", "CrossExpert",
+    "CrossNetwork", "DAGFM", "DenseBlock", "FMInteraction", "FieldEmbedding", "FieldSelfAttention",
+    "FusionOperation", "FusionSupernet", "GatedDenseExpert", "InnerProduct", "InstanceNormalization", "LinearLogit",
+    "MLP", "MixtureCross", "NoisyCosineGate", "PINExpert", "PolynomialInteraction", "SENet", "SelfAttentionExpert",
+    "SlotDense", "SparseMoE", "SubspaceSplit", "TopKAnnealing", "VectorCross",
 ]

@@ -1,6 +1,6 @@
 """Model builders registered by name: ``tfctr.models.build("dcnv2", spec, **hp)``."""
 
-from tfctr.models import baselines, fusion, students, teachers  # noqa: F401  (registers the models)
+from tfctr.models import baselines, ensemble, fusion, students, teachers  # noqa: F401  (registers the models)
 from tfctr.models.inputs import logit_model, model_inputs
 from tfctr.models.registry import available, build, hyper_parameters, register
 

@@ -1,8 +1,11 @@
-"""Training: ``train`` (``tfctr train``), ``distill`` (KD-DAGFM), ``search_fusion`` (OptFusion) and callbacks."""
+"""Training: ``train`` (``tfctr train``), ``distill`` (KD-DAGFM), ``search_fusion`` (OptFusion),
+``BilevelTraining`` (AdaEnsemble's routers on validation data) and callbacks."""
 
+from tfctr.training.bilevel import BilevelTraining
 from tfctr.training.distill import Distiller, DistillResult, distill
 from tfctr.training.fusion_search import FusionSearch, search_fusion
+from tfctr.training.routing import RoutingMetrics, routing_statistics
 from tfctr.training.train import TrainResult, load_run, train
 
-__all__ = ["DistillResult", "Distiller", "FusionSearch", "TrainResult", "distill", "load_run", "search_fusion",
-           "train"]
+__all__ = ["BilevelTraining", "DistillResult", "Distiller", "FusionSearch", "RoutingMetrics", "TrainResult", "distill",
+           "load_run", "routing_statistics", "search_fusion", "train"]

@@ -1,0 +1,189 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from layer_test_case import check_layer
+from tfctr.layers import AdaEnsembleNetwork, CrossExpert, NoisyCosineGate, SparseMoE, SubspaceSplit, TopKAnnealing
+from tfctr.layers.moe import annealing_schedule, dispatch_rows, load_distribution_loss, top_k_mask
+
+B, F, D, H = 5, 4, 2, 2  # bit-wise split of D = 2: N = F·H = 8 slots of c = 1
+EXPERTS = ["dense", "cross", "pin", "conv", "attention"]
+
+
+def _slots(seed=0, batch=B):
+    return SubspaceSplit(H)(tf.random.stateless_normal([batch, F, D], seed=[seed, 3]))
+
+
+def _gate_np(layer, x0, k):
+    flat = x0.reshape(len(x0), -1)
+    w1, b1 = layer.hidden.get_weights()
+    w2, b2 = layer.project.get_weights()
+    h = np.maximum(flat @ w1 + b1, 0) @ w2 + b2
+    h /= np.sqrt(np.maximum((h ** 2).sum(axis=1, keepdims=True), 1e-12))  # as tf.math.l2_normalize
+    e = layer.choice_embeddings.numpy()
+    e = e / np.linalg.norm(e, axis=1, keepdims=True)
+    tau = np.log1p(np.exp(layer.temperature_raw.numpy())) + 1e-3
+    logits = h @ e.T / tau
+    gates = np.zeros_like(logits)
+    for b in range(len(logits)):
+        top = np.argsort(-logits[b])[:k]
+        z = np.exp(logits[b, top] - logits[b, top].max())
+        gates[b, top] = z / z.sum()
+    return gates, logits
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_noisy_cosine_gate_against_numpy(k):
+    x0 = _slots().numpy()
+    layer, (gates, logits) = check_layer(
+        NoisyCosineGate, {"num_choices": 5, "k": k, "reduction_ratio": 2, "dim": 3}, tf.constant(x0),
+        numpy_reference=lambda layer, x: _gate_np(layer, x, k),
+        invalid_kwargs=[{"k": 6}, {"jitter": 1.0}, {"num_choices": 0}])
+    assert np.all((gates > 0).sum(axis=1) == k) and np.allclose(gates.sum(axis=1), 1, atol=1e-6)
+    assert layer.temperature().numpy() == pytest.approx(1.0, abs=1e-6)  # τ starts at 1
+    # jitter only in training, and never a gradient into X_0
+    np.testing.assert_array_equal(layer(tf.constant(x0))[1].numpy(), layer(tf.constant(x0))[1].numpy())
+    assert not np.allclose(layer(tf.constant(x0), training=True)[1].numpy(), logits)
+    x = tf.constant(x0)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = tf.reduce_sum(layer(x)[1])
+    assert tape.gradient(out, x) is None
+
+
+def test_top_k_mask_breaks_ties_to_exactly_k():
+    logits = tf.constant([[1.0, 1.0, 1.0, 0.0], [0.0, 2.0, 2.0, 2.0]])
+    mask = top_k_mask(logits, 2).numpy()
+    assert mask.sum(axis=1).tolist() == [2, 2]
+
+
+def test_load_distribution_loss_on_hand_built_routings():
+    n = 4
+    selected = tf.constant([[1, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0]], tf.float32)  # f = 3/4, 1/4
+    uniform_logits = tf.zeros([4, n])  # P_j = 1/4 each
+    # uniform prior: n · Σ f_j P_j = 4 · (3/4 + 1/4) / 4 = 1, the Switch loss at balance of P
+    assert float(load_distribution_loss(uniform_logits, selected)) == pytest.approx(1.0)
+    prior = [0.5, 0.25, 0.125, 0.125]
+    expected = (0.75 * 0.25 / 0.5) + (0.25 * 0.25 / 0.25)
+    assert float(load_distribution_loss(uniform_logits, selected, prior)) == pytest.approx(expected)
+    skewed = tf.constant([[3.0, 0, 0, 0]] * 4)
+    p0 = np.exp(3) / (np.exp(3) + 3)
+    assert float(load_distribution_loss(skewed, selected)) == pytest.approx(4 * (0.75 * p0 + 0.25 * (1 - p0) / 3),
+                                                                           rel=1e-6)
+    with tf.GradientTape() as tape:  # the gradient flows through P only
+        logits = tf.Variable(skewed)
+        loss = load_distribution_loss(logits, selected)
+    assert np.any(tape.gradient(loss, logits).numpy() != 0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_dispatch_never_drops_or_duplicates_rows(seed):
+    rng = np.random.default_rng(seed)
+    batch = [1, 1, 4, 7, 7, 16][seed]
+    x, x0 = _slots(seed, batch), _slots(seed + 10, batch)
+    expert = CrossExpert()
+    full = expert((x, x0)).numpy()
+    for pattern in ("random", "none", "all"):
+        gates = {"random": rng.random(batch) * (rng.random(batch) < 0.5), "none": np.zeros(batch),
+                 "all": rng.random(batch) + 0.1}[pattern].astype(np.float32)
+        out = dispatch_rows(expert, x, x0, tf.constant(gates)).numpy()
+        np.testing.assert_allclose(out, np.where(gates[:, None, None] > 0, full, 0.0), rtol=1e-6, atol=1e-6)
+
+
+def _dense_mixture_np(layer, x, x0):
+    gates, _ = layer.gate(x0)
+    outputs = [expert((x, x0)).numpy() for expert in layer.experts]
+    return x.numpy() + sum(gates.numpy()[:, j, None, None] * outputs[j] for j in range(len(outputs)))
+
+
+def test_sparse_moe_with_all_experts_equals_the_dense_mixture():
+    x, x0 = _slots(1), _slots(2)
+    args = {"experts": EXPERTS, "k": 5, "num_subspaces": H, "num_fields": F, "gate_reduction_ratio": 2}
+    layer, out = check_layer(SparseMoE, args, (x, x0),
+                             numpy_reference=lambda layer, v: _dense_mixture_np(layer, x, x0), atol=1e-5,
+                             invalid_kwargs=[{"k": 6}, {"experts": ["mlp"]}, {"dispatch": "masked"},
+                                             {"prior": [0.5, 0.5]}])
+    dense = SparseMoE(**dict(args, dispatch="dense"))
+    dense((x, x0))
+    dense.set_weights(layer.get_weights())
+    np.testing.assert_allclose(dense((x, x0)).numpy(), out, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("k,weighted", [(1, True), (3, True), (3, False)])
+def test_sparse_and_dense_dispatch_agree_at_any_k(k, weighted):
+    x, x0 = _slots(3), _slots(4)
+    args = {"experts": EXPERTS, "k": k, "num_subspaces": H, "num_fields": F, "gate_reduction_ratio": 2,
+            "weight_outputs_by_gates": weighted}
+    sparse, dense = SparseMoE(**args), SparseMoE(**dict(args, dispatch="dense"))
+    out = sparse((x, x0)).numpy()
+    dense((x, x0))
+    dense.set_weights(sparse.get_weights())
+    np.testing.assert_allclose(dense((x, x0)).numpy(), out, rtol=1e-5, atol=1e-6)
+    gates, _ = sparse.gate(x0)
+    weights = gates.numpy() if weighted else (gates.numpy() > 0).astype(np.float32)
+    expected = x.numpy() + sum(weights[:, j, None, None] * e((x, x0)).numpy() for j, e in enumerate(sparse.experts))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    sparse((x, x0), training=True)
+    assert len(sparse.losses) == 1  # the load regulariser, in training only
+
+
+def _network(**kwargs):
+    args = dict(num_layers=3, experts=["cross", "pin", "dense"], k=2, num_subspaces=H, num_fields=F,
+                gate_reduction_ratio=2, jitter=0.0)
+    return AdaEnsembleNetwork(**dict(args, **kwargs))
+
+
+def test_early_exit_returns_each_examples_chosen_depth_in_order():
+    x0 = _slots(5, 64)
+    network = _network()
+    out = network(x0).numpy()
+    depths = network.exit_depths(x0).numpy()
+    per_depth = network.depth_logits(x0).numpy()
+    np.testing.assert_allclose(out[:, 0], per_depth[np.arange(64), depths], rtol=1e-5, atol=1e-5)
+    network.depth_gate.choice_embeddings.assign(tf.random.stateless_normal([3, 16], seed=[1, 2]) * 5)
+    depths = network.exit_depths(x0).numpy()
+    np.testing.assert_allclose(network(x0).numpy()[:, 0], per_depth[np.arange(64), depths], rtol=1e-5, atol=1e-5)
+    # training's forward value is the same chosen-depth logit (straight-through)
+    np.testing.assert_allclose(network(x0, training=True).numpy()[:, 0], per_depth[np.arange(64), depths],
+                               rtol=1e-5, atol=1e-5)
+    without = _network(controller=False)
+    without(x0)
+    for mine, theirs in zip(without.moes + without.estimators, network.moes + network.estimators):
+        mine.set_weights(theirs.get_weights())
+    np.testing.assert_allclose(without(x0).numpy()[:, 0], per_depth[:, -1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["straight_through", "prior_only"])
+def test_the_controller_learns_from_the_ctr_loss_only_when_straight_through(mode):
+    x0 = _slots(6, 32)
+    network = _network(depth_training=mode, depth_load_weight=0.0)
+    network(x0)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(network(x0, training=True))
+    gradients = tape.gradient(loss, network.depth_gate.trainable_variables)
+    moved = any(g is not None and np.any(tf.convert_to_tensor(g).numpy() != 0) for g in gradients)
+    assert moved == (mode == "straight_through")
+
+
+def test_network_round_trips_with_early_exit():
+    check_layer(AdaEnsembleNetwork, dict(num_layers=2, experts=["cross", "attention", "conv"], k=2,
+                                         num_subspaces=H, num_fields=F, gate_reduction_ratio=2,
+                                         depth_prior=[0.3, 0.7], expert_prior=[0.2, 0.3, 0.5]),
+                _slots(7, 16), invalid_kwargs=[{"depth_training": "gumbel"}, {"depth_prior": [1.0]}])
+
+
+def test_top_k_annealing_schedule():
+    schedule = annealing_schedule(5, 3, 10)
+    assert schedule == [(10, 5), (20, 4), (30, 3)]
+    callback = TopKAnnealing(schedule)
+    assert [callback.k_at(s) for s in (0, 9, 10, 25, 30, 1000)] == [5, 5, 4, 3, 3, 3]
+    inputs = tf.keras.Input((8, 1))
+    model = tf.keras.Model(inputs, tf.keras.layers.Flatten()(
+        SparseMoE(["cross", "pin", "dense", "cross", "pin"], k=5, gate_reduction_ratio=2)((inputs, inputs))))
+    model.compile("sgd", "mse")
+    seen = []
+    record = tf.keras.callbacks.LambdaCallback(
+        on_train_batch_end=lambda batch, logs: seen.append(int(model.layers[-2].gate.k.numpy())))
+    x = np.random.default_rng(0).normal(size=(64, 8, 1)).astype(np.float32)
+    model.fit(x, x.reshape(64, 8), batch_size=2, epochs=1, verbose=0, callbacks=[callback, record])
+    assert seen[:10] == [5] * 10 and seen[10:20] == [4] * 10 and seen[-1] == 3

@@ -1,0 +1,257 @@
+"""AdaEnsemble's routing: the noisy cosine top-k gate, the load-distribution regulariser and the sparse
+mixture-of-experts layer with real conditional computation (METHODS.md §4.3-4.5)."""
+
+import numpy as np
+import tensorflow as tf
+
+from tfctr.layers._validation import build_sublayer, choice, positive_int
+from tfctr.layers.attention import InstanceNormalization
+from tfctr.layers.experts import ConvExpert, CrossExpert, GatedDenseExpert, PINExpert, SelfAttentionExpert
+
+EXPERTS = {"dense": GatedDenseExpert, "cross": CrossExpert, "pin": PINExpert, "conv": ConvExpert,
+           "attention": SelfAttentionExpert}
+
+
+def top_k_mask(logits, k):
+    """``[B, n]`` 0/1 with exactly ``min(k, n)`` ones per row, at the k largest logits (ties by index)."""
+    n = logits.shape[-1]
+    indices = tf.math.top_k(logits, k=tf.minimum(k, n)).indices
+    return tf.reduce_sum(tf.one_hot(indices, n, dtype=logits.dtype), axis=1)
+
+
+def load_distribution_loss(logits, selected, prior=None):
+    """``Σ_j f_j · P_j / w_j``: f_j the fraction of the batch routed to choice j (top-k membership, no
+    gradient), P_j the batch mean of the full softmax of the logits, w_j the expected load (uniform 1/n by
+    default, which gives the Switch load-balancing loss n · Σ_j f_j P_j). Minimal when the routing follows w."""
+    n = logits.shape[-1]
+    weights = tf.constant(np.full(n, 1.0 / n) if prior is None else np.asarray(prior), logits.dtype)
+    fraction = tf.stop_gradient(tf.reduce_mean(selected, axis=0))
+    probability = tf.reduce_mean(tf.nn.softmax(logits, axis=-1), axis=0)
+    return tf.reduce_sum(fraction * probability / weights)
+
+
+def _check_prior(layer, prior, n):
+    if prior is None:
+        return None
+    prior = [float(p) for p in prior]
+    if len(prior) != n or min(prior) <= 0 or abs(sum(prior) - 1) > 1e-6:
+        raise ValueError(f"{layer}: prior must be {n} positive fractions summing to 1, got {prior}")
+    return prior
+
+
+@tf.keras.utils.register_keras_serializable(package="tfctr")
+class NoisyCosineGate(tf.keras.layers.Layer):
+    """Routes each example to k of ``num_choices`` choices (experts, or depths for the controller).
+
+    From X_0 ``[B, N, c]`` (gradient stopped: routers never move the embeddings):
+
+        X̃ = X_0 ⊙ U, U ~ Uniform(1 − ε, 1 + ε)           jitter, training only
+        h = Dense_d(ReLU(Dense_{N·c/r}(flatten X̃)))      [B, d]
+        g_j = cos(h, e_j) / τ                           e_j learnable choice embeddings, τ = softplus(ρ) + 1e-3
+        G = softmax(g masked to its top k)              exactly k non-zeros per row
+
+    Returns ``(G, g)``, both ``[B, num_choices]``. ``k`` lives in a non-trainable variable so that
+    ``TopKAnnealing`` can lower it during training; the value it holds is also what inference uses. τ is kept
+    positive (the authors' code leaves it unconstrained).
+
+    Args:
+        num_choices: experts (or depths).
+        k: initial top-k (default all choices: dense).
+        reduction_ratio: r (default 16); ``dim``: d (default 16); ``jitter``: ε (default 0.5, the paper's run).
+    """
+
+    def __init__(self, num_choices, k=None, reduction_ratio=16, dim=16, jitter=0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.num_choices = positive_int("NoisyCosineGate", "num_choices", num_choices)
+        self.initial_k = positive_int("NoisyCosineGate", "k", k if k is not None else num_choices)
+        if self.initial_k > self.num_choices:
+            raise ValueError(f"NoisyCosineGate: k={k} exceeds num_choices={num_choices}")
+        self.reduction_ratio = positive_int("NoisyCosineGate", "reduction_ratio", reduction_ratio)
+        self.dim = positive_int("NoisyCosineGate", "dim", dim)
+        if not 0.0 <= float(jitter) < 1.0:
+            raise ValueError(f"NoisyCosineGate: jitter must be in [0, 1), got {jitter}")
+        self.jitter = float(jitter)
+
+    def build(self, input_shape):
+        width = int(input_shape[1]) * int(input_shape[2])
+        self.hidden = build_sublayer(tf.keras.layers.Dense(max(1, width // self.reduction_ratio), activation="relu",
+                                                           name="hidden"), (None, width))
+        self.project = build_sublayer(tf.keras.layers.Dense(self.dim, name="project"),
+                                      (None, max(1, width // self.reduction_ratio)))
+        self.choice_embeddings = self.add_weight(name="choice_embeddings", shape=(self.num_choices, self.dim),
+                                                 initializer="glorot_uniform")
+        # τ = softplus(ρ) + 1e-3 starts at 1
+        self.temperature_raw = self.add_weight(name="temperature", shape=(),
+                                               initializer=tf.keras.initializers.Constant(np.log(np.expm1(1.0 - 1e-3))))
+        self.k = self.add_weight(name="k", shape=(), dtype=tf.int32, trainable=False,
+                                 initializer=tf.keras.initializers.Constant(self.initial_k))
+        super().build(input_shape)
+
+    def temperature(self):
+        return tf.nn.softplus(self.temperature_raw) + 1e-3
+
+    def call(self, x0, training=False):
+        x = tf.stop_gradient(tf.reshape(x0, [-1, x0.shape[1] * x0.shape[2]]))
+        if training and self.jitter > 0:
+            x = x * tf.random.uniform(tf.shape(x), 1.0 - self.jitter, 1.0 + self.jitter, dtype=x.dtype)
+        h = tf.math.l2_normalize(self.project(self.hidden(x)), axis=-1)
+        e = tf.math.l2_normalize(tf.cast(self.choice_embeddings, h.dtype), axis=-1)
+        logits = tf.matmul(h, e, transpose_b=True) / tf.cast(self.temperature(), h.dtype)
+        mask = top_k_mask(logits, self.k)
+        gates = tf.nn.softmax(tf.where(mask > 0, logits, tf.cast(-1e9, logits.dtype)), axis=-1) * mask
+        return gates, logits
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_choices=self.num_choices, k=self.initial_k, reduction_ratio=self.reduction_ratio,
+                      dim=self.dim, jitter=self.jitter)
+        return config
+
+
+def dispatch_rows(expert, x, x0, gates):
+    """Runs ``expert`` only on the rows with a non-zero gate and scatters its outputs back: ``[B, N, c]``, zero
+    on the rows it did not receive. The rows are gathered, computed once and scatter-added in batch order."""
+    rows = tf.where(gates > 0)[:, 0]
+
+    def run():
+        out = expert((tf.gather(x, rows), tf.gather(x0, rows)))
+        return tf.scatter_nd(rows[:, None], out, tf.shape(x, out_type=tf.int64))
+
+    # an expert nobody is routed to is not called at all (some kernels, e.g. Conv1D, reject empty batches)
+    return tf.cond(tf.size(rows) > 0, run, lambda: tf.zeros_like(x))
+
+
+@tf.keras.utils.register_keras_serializable(package="tfctr")
+class SparseMoE(tf.keras.layers.Layer):
+    """One AdaEnsemble layer: ``X_l = Norm(X_{l-1} + Σ_{j ∈ top-k} G_j · E_j(X_{l-1}, X_0))``.
+
+    ``call((x, x0))`` on slots ``[B, N, c]`` → ``[B, N, c]``. The gate (``NoisyCosineGate`` on X_0) picks k of the
+    experts per example; with ``dispatch="sparse"`` each expert runs only on the rows routed to it (gather,
+    compute, scatter back), so an expert that gets no row costs nothing; ``dispatch="dense"`` runs every expert
+    on every row and multiplies by the gates (XLA-friendly; equal outputs). In training the load-distribution
+    regulariser ``load_weight · Σ_j f_j P_j / w_j`` (``prior`` w, uniform by default) is added as a layer loss.
+    ``tfctr.training.routing_statistics`` and the ``RoutingMetrics`` callback report where the rows go.
+
+    Args:
+        experts: expert kinds, from ``EXPERTS`` (dense, cross, pin, conv, attention), repeats allowed.
+        k: experts per example (default 3).
+        num_subspaces: h of the slot layout (the attention expert needs it to recover fields).
+        num_fields: F (the conv expert reduces to ⌊F/2⌋ slots, as the authors' code).
+        weight_outputs_by_gates: multiply each expert's output by its gate (paper, default); False sums the
+            selected outputs unweighted (the authors' code: the gate then only selects).
+        residual, normalize: add X_{l-1}; instance-normalise the sum over the N slots (default off).
+        prior: expected loads w_j; load_weight: λ of the regulariser (default 1.0).
+        gate_reduction_ratio, gate_dim, jitter: the gate's r, d and ε.
+        dispatch: ``"sparse"`` or ``"dense"``.
+    """
+
+    def __init__(self, experts=("dense", "cross", "pin", "conv", "attention"), k=3, num_subspaces=1,
+                 num_fields=None, weight_outputs_by_gates=True, residual=True, normalize=False, prior=None,
+                 load_weight=1.0, gate_reduction_ratio=16, gate_dim=16, jitter=0.5, dispatch="sparse", **kwargs):
+        super().__init__(**kwargs)
+        self.expert_kinds = [choice("SparseMoE", "experts", e, EXPERTS) for e in experts]
+        if not self.expert_kinds:
+            raise ValueError("SparseMoE: experts must not be empty")
+        self.k = positive_int("SparseMoE", "k", k)
+        if self.k > len(self.expert_kinds):
+            raise ValueError(f"SparseMoE: k={k} exceeds the {len(self.expert_kinds)} experts")
+        self.num_subspaces = positive_int("SparseMoE", "num_subspaces", num_subspaces)
+        self.num_fields = None if num_fields is None else positive_int("SparseMoE", "num_fields", num_fields)
+        self.weight_outputs_by_gates = bool(weight_outputs_by_gates)
+        self.residual, self.normalize = bool(residual), bool(normalize)
+        self.prior = _check_prior("SparseMoE", prior, len(self.expert_kinds))
+        self.load_weight = float(load_weight)
+        self.gate_reduction_ratio, self.gate_dim, self.jitter = gate_reduction_ratio, gate_dim, jitter
+        self.dispatch = choice("SparseMoE", "dispatch", dispatch, {"sparse", "dense"})
+
+    def _expert(self, i, kind):
+        kwargs = {"name": f"expert_{i}_{kind}"}
+        if kind == "attention":
+            kwargs["num_subspaces"] = self.num_subspaces
+        if kind == "conv" and self.num_fields:
+            kwargs["reduced_slots"] = max(self.num_fields // 2, 5)
+        return EXPERTS[kind](**kwargs)
+
+    def build(self, input_shape):
+        x_shape = tf.TensorShape(input_shape[0])
+        self.gate = build_sublayer(NoisyCosineGate(len(self.expert_kinds), self.k, self.gate_reduction_ratio,
+                                                   self.gate_dim, self.jitter, name="gate"), x_shape)
+        self.experts = [build_sublayer(self._expert(i, kind), [x_shape, x_shape])
+                        for i, kind in enumerate(self.expert_kinds)]
+        # experts create some weights on their first call; call each once now, so that an expert no row is
+        # routed to (its call is skipped) still has all its weights for saving and restoring
+        probe = tf.zeros([1] + x_shape.as_list()[1:])
+        for expert in self.experts:
+            expert((probe, probe))
+        if self.normalize:
+            self.norm = build_sublayer(InstanceNormalization(name="norm"), x_shape)
+        super().build(input_shape)
+
+    def call(self, inputs, training=False):
+        x, x0 = inputs
+        gates, logits = self.gate(x0, training=training)
+        selected = tf.cast(gates > 0, x.dtype)
+        weights = gates if self.weight_outputs_by_gates else selected
+        mixed = tf.zeros_like(x)
+        for j, expert in enumerate(self.experts):
+            if self.dispatch == "sparse":
+                out = dispatch_rows(expert, x, x0, gates[:, j])
+            else:
+                out = expert((x, x0))
+            mixed += out * weights[:, j, None, None]
+        out = x + mixed if self.residual else mixed
+        if self.normalize:
+            out = self.norm(out)
+        if training:
+            self.add_loss(self.load_weight * load_distribution_loss(logits, selected, self.prior))
+        return out
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape(input_shape[0])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(experts=self.expert_kinds, k=self.k, num_subspaces=self.num_subspaces,
+                      num_fields=self.num_fields, weight_outputs_by_gates=self.weight_outputs_by_gates,
+                      residual=self.residual, normalize=self.normalize, prior=self.prior,
+                      load_weight=self.load_weight, gate_reduction_ratio=self.gate_reduction_ratio,
+                      gate_dim=self.gate_dim, jitter=self.jitter, dispatch=self.dispatch)
+        return config
+
+
+class TopKAnnealing(tf.keras.callbacks.Callback):
+    """Lowers the top-k of every ``NoisyCosineGate`` of the model (the experts' gates, not the depth
+    controller's, which stays top-1) along a step schedule: ``schedule = [(boundary_step, k), …]`` uses k_i while
+    the training step is below b_i and the last k afterwards (so inference uses the final k).
+    ``annealing_schedule(num_experts, k, steps)`` gives the paper's dense → sparse schedule."""
+
+    def __init__(self, schedule):
+        super().__init__()
+        self.schedule = sorted((int(b), int(k)) for b, k in schedule)
+        self.step = 0
+
+    def k_at(self, step: int) -> int:
+        for boundary, k in self.schedule:
+            if step < boundary:
+                return k
+        return self.schedule[-1][1]
+
+    def _gates(self):
+        return [module.gate for module in self.model.submodules if isinstance(module, SparseMoE)]
+
+    def on_train_batch_begin(self, batch, logs=None):
+        k = self.k_at(self.step)
+        for gate in self._gates():
+            if int(gate.k.numpy()) != k:
+                gate.k.assign(min(k, gate.num_choices))
+        self.step += 1
+
+    def on_train_end(self, logs=None):
+        for gate in self._gates():
+            gate.k.assign(min(self.schedule[-1][1], gate.num_choices))
+
+
+def annealing_schedule(num_experts: int, k: int, steps: int) -> list:
+    """``[(steps, n), (2·steps, n − 1), …, (·, k)]``: start dense, drop one expert every ``steps`` steps."""
+    return [((i + 1) * steps, n) for i, n in enumerate(range(num_experts, k - 1, -1))]
+
