@@ -1,0 +1,141 @@
+"""AdaEnsemble (the paper's Tables 2-4) on synthetic data with first- to third-order interactions, over seeds:
+SparseMoE k = 1..4 with the depth controller, the same k = 3 without controller (full depth), DenseMoE (every
+expert everywhere), each expert alone (k = 1 over one expert, full depth) and the ensemble of those single-expert
+models (their predicted probabilities averaged).
+
+Per model: test AUC/logloss (mean ± std), inference cost per example and exit depths. Cost is measured two ways on
+seed 0's trained models: latency of the exported SavedModel's ``serving_default`` at batch 1024 (per example),
+and the expected inference FLOPs per example, ``Σ_l reach_l · Σ_j load_lj · FLOPs(expert_lj)`` + estimators +
+gates, where each expert's FLOPs are counted by TensorFlow's profiler on a one-example graph and reach/load are
+the measured routing fractions on the test split (dense models: every expert on every row).
+
+    python bench/adaensemble.py [--rows 50000] [--seeds 0 1 2] [--embedding-dim 8] [--epochs 2]
+"""
+
+import argparse
+import dataclasses
+import tempfile
+import time
+
+import numpy as np
+import pyarrow.parquet as pq
+import tensorflow as tf
+from common import CRITEO_LIKE, synthetic, write_result
+
+from tfctr.data import parquet_dataset, read_columns
+from tfctr.data.encoding import arrow_to_serving
+from tfctr.export import export_saved_model
+from tfctr.layers import AdaEnsembleNetwork
+from tfctr.metrics import evaluate
+from tfctr.models.ensemble import DEFAULT_EXPERTS
+from tfctr.training import routing_statistics, train
+from tfctr.training.train import predict_split
+
+VARIANTS = {f"sparse_k{k}": {"k": k} for k in (1, 2, 3, 4)}
+VARIANTS["sparse_k3_no_controller"] = {"k": 3, "controller": False}
+VARIANTS["densemoe"] = {"model": "densemoe"}
+VARIANTS.update({f"only_{e}": {"experts": [e], "k": 1, "controller": False} for e in DEFAULT_EXPERTS})
+
+
+def graph_flops(fn, *specs) -> float:
+    graph = tf.function(fn).get_concrete_function(*specs).graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    return float(tf.compat.v1.profiler.profile(graph, options=options).total_float_ops)
+
+
+def expected_flops(model, stats) -> float:
+    """Expected inference FLOPs per example of the AdaEnsemble part from the routing fractions."""
+    network = next(m for m in model.submodules if isinstance(m, AdaEnsembleNetwork))
+    shape = network.input_shape
+    slot = tf.TensorSpec([1, *shape[1:]], tf.float32)
+    depths = stats["exit_depths"] or [0.0] * (network.num_layers - 1) + [1.0]
+    reach = 1.0 - np.concatenate([[0.0], np.cumsum(depths)[:-1]])
+    total = graph_flops(lambda x: network.depth_gate(x)[0], slot) if network.controller else 0.0
+    for d, moe in enumerate(network.moes):
+        layer = graph_flops(lambda x, g=moe.gate: g(x)[0], slot)  # the gate runs for every reaching row
+        for j, expert in enumerate(moe.experts):
+            load = stats["expert_loads"][d][f"{j}_{moe.expert_kinds[j]}"]
+            layer += load * graph_flops(lambda x, e=expert: e((x, x)), slot)
+        estimator = graph_flops(lambda x, e=network.estimators[d]: e(tf.reduce_sum(x, axis=2)), slot)
+        exit_share = depths[d] if network.controller else float(d == network.num_layers - 1)
+        total += reach[d] * layer + exit_share * estimator
+    return total
+
+
+def latency_per_example_us(model, spec, test_path, batch=1024, repeats=20):
+    with tempfile.TemporaryDirectory() as base:
+        serving = tf.saved_model.load(str(export_saved_model(model, spec, base, "m"))).signatures["serving_default"]
+        raw = arrow_to_serving(pq.read_table(test_path).slice(0, batch), spec)
+        feed = {k: tf.constant(v) for k, v in raw.items()}
+        serving(**feed)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            serving(**feed)["probability"].numpy()
+            times.append(time.perf_counter() - start)
+    return float(np.median(times)) / batch * 1e6
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--embedding-dim", type=int, default=8)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--learning-rate", type=float, default=1e-3)
+    args = parser.parse_args()
+    config = dataclasses.replace(CRITEO_LIKE, vocabulary_size=100)
+    paths = synthetic(f"criteo_like_v100_{args.rows}", args.rows, config=config)
+    labels = read_columns(paths["test"], ["label"])["label"]
+    results, singles = {}, {}
+    for name in args.variants:
+        variant = dict(VARIANTS[name])
+        model_name = variant.pop("model", "adaensemble")
+        hp = dict(embedding_dim=args.embedding_dim, num_layers=args.layers, **variant)
+        if model_name == "adaensemble":
+            hp.setdefault("depth_prior", [0.1, 0.2, 0.6, 0.1] if args.layers == 4 else None)
+        per_seed, cost = [], {}
+        for seed in args.seeds:
+            with tempfile.TemporaryDirectory() as out:
+                start = time.perf_counter()
+                run = train(paths["train"], paths["valid"], out, model=model_name, test=paths["test"],
+                            epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                            seed=seed, patience=1, hyper_params=hp, verbose=0)
+                seconds = time.perf_counter() - start
+                if name.startswith("only_"):
+                    singles.setdefault(seed, []).append(predict_split(run.model, paths["test"], run.spec))
+                per_seed.append({"test": run.metrics["test"]["model"], "train_seconds": seconds})
+                if seed == args.seeds[0]:
+                    stats = routing_statistics(run.model, parquet_dataset(paths["test"], run.spec, 4096))
+                    cost = {"routing": stats, "expected_flops_per_example": expected_flops(run.model, stats),
+                            "latency_us_per_example_batch_1024": latency_per_example_us(run.model, run.spec,
+                                                                                        paths["test"]),
+                            "parameters": int(run.model.count_params())}
+        aucs = [r["test"]["auc"] for r in per_seed]
+        losses = [r["test"]["logloss"] for r in per_seed]
+        results[name] = {"auc_mean": float(np.mean(aucs)), "auc_std": float(np.std(aucs)),
+                         "logloss_mean": float(np.mean(losses)), "logloss_std": float(np.std(losses)),
+                         "hyper_parameters": {**hp, "model": model_name}, **cost, "per_seed": per_seed}
+        print(f"{name:26s} AUC {np.mean(aucs):.4f} ± {np.std(aucs):.4f} logloss {np.mean(losses):.4f} "
+              f"FLOPs {cost['expected_flops_per_example']:,.0f} "
+              f"{cost['latency_us_per_example_batch_1024']:.1f} us/ex exits {cost['routing']['exit_depths']}",
+              flush=True)
+    if singles and all(len(v) == len(DEFAULT_EXPERTS) for v in singles.values()):
+        per_seed = [evaluate(labels, np.mean(predictions, axis=0)) for predictions in singles.values()]
+        results["ensemble_of_singles"] = {
+            "auc_mean": float(np.mean([m["auc"] for m in per_seed])),
+            "auc_std": float(np.std([m["auc"] for m in per_seed])),
+            "logloss_mean": float(np.mean([m["logloss"] for m in per_seed])),
+            "logloss_std": float(np.std([m["logloss"] for m in per_seed])),
+            "expected_flops_per_example": sum(results[f"only_{e}"]["expected_flops_per_example"]
+                                              for e in DEFAULT_EXPERTS)}
+    bayes = evaluate(labels, read_columns(paths["test"], ["true_ctr"])["true_ctr"])
+    write_result("adaensemble", {"rows": args.rows, "args": vars(args), "bayes_optimal": bayes, "models": results})
+
+
+if __name__ == "__main__":
+    main()
