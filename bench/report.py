@@ -84,10 +84,77 @@ def serving_table(result):
     return "\n".join(lines)
 
 
+def _mean_std(m, key, digits=4):
+    return f"{m[key + '_mean']:.{digits}f} ± {m[key + '_std']:.{digits}f}"
+
+
+def kd_dagfm_table(result):
+    lines = [f"Test AUC / logloss over seeds {result['seeds']}; cost of seed 0's teacher and fine-tuned student "
+             f"(forward FLOPs per example by TensorFlow's profiler; latency of the exported SavedModel's "
+             f"serving_default on raw features, median). {_machine(result)}", ""]
+    for data_name, teachers in result["datasets"].items():
+        for teacher, entry in teachers.items():
+            summary, cost = entry["summary"], entry["cost"]
+            lines += [f"**{data_name}, {teacher} teacher → {entry['student']}**", "",
+                      "| model | AUC | logloss | parameters | FLOPs / example | latency ms (1 / 1024) |",
+                      "|---|---|---|---|---|---|"]
+            for stage in ("teacher", "alone", "distilled", "finetuned"):
+                c = cost.get(stage)
+                extra = (f"{c['parameters']:,} | {c['forward_flops_per_example']:,.0f} | "
+                         f"{c['latency_ms_batch_1']:.2f} / {c['latency_ms_batch_1024']:.2f}") if c else "| |"
+                label = {"alone": "student alone", "finetuned": "fine-tuned (KD-DAGFM+ stage)"}.get(stage, stage)
+                lines.append(f"| {label} | {_mean_std(summary[stage], 'auc')} "
+                             f"| {_mean_std(summary[stage], 'logloss')} | {extra} |")
+            if "bayes_optimal" in summary:
+                b = summary["bayes_optimal"]
+                lines.append(f"| *Bayes-optimal* | {b['auc']:.4f} | {b['logloss']:.4f} | | | |")
+            speed = entry["student_speedup"]
+            lines += ["", f"Student serving speed-up over the teacher: {speed['batch_1']:.2f}× at batch 1, "
+                      f"{speed['batch_1024']:.2f}× at batch 1024.", ""]
+    return "\n".join(lines)
+
+
+def adaensemble_table(result):
+    b = result["bayes_optimal"]
+    lines = [f"Synthetic data ({result['rows']:,} training rows), seeds {result['args']['seeds']}, D = "
+             f"{result['args']['embedding_dim']} bit-wise, {result['args']['layers']} layers. Expected inference "
+             f"FLOPs per example from the measured routing; latency per example of the exported SavedModel at "
+             f"batch 1024 (seed 0's models). Bayes-optimal AUC {b['auc']:.4f}, logloss {b['logloss']:.4f}. "
+             f"{_machine(result)}", "",
+             "| model | AUC | logloss | FLOPs / example | µs / example | exit depths |", "|---|---|---|---|---|---|"]
+    for name, m in result["models"].items():
+        exits = (m.get("routing") or {}).get("exit_depths")
+        exits = " / ".join(f"{100 * e:.0f}%" for e in exits) if exits else "–"
+        latency = f"{m['latency_us_per_example_batch_1024']:.1f}" if "latency_us_per_example_batch_1024" in m else "–"
+        lines.append(f"| {name} | {_mean_std(m, 'auc')} | {_mean_std(m, 'logloss')} "
+                     f"| {m['expected_flops_per_example']:,.0f} | {latency} | {exits} |")
+    return "\n".join(lines)
+
+
+def optfusion_table(result):
+    a = result["args"]
+    lines = [f"Seeds {a['seeds']}, D = {a['embedding_dim']}, n = {a['levels']} levels, {a['epochs']} epochs for "
+             f"search, retrain and the fixed models; mean seconds. {_machine(result)}", ""]
+    for data_name, variants in result["datasets"].items():
+        lines += [f"**{data_name}**", "", "| fusion | AUC | logloss | parameters | search s | (re)train s |",
+                  "|---|---|---|---|---|---|"]
+        for name, m in variants.items():
+            train_s = m.get("retrain_seconds", m.get("train_seconds"))
+            search_s = f"{m['search_seconds']:.0f}" if "search_seconds" in m else "–"
+            lines.append(f"| {name} | {_mean_std(m, 'auc')} | {_mean_std(m, 'logloss')} | {m['parameters']:,} "
+                         f"| {search_s} | {train_s:.0f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main():
     for title, name, render in (("Training throughput", "train_throughput", throughput_table),
                                 ("Input pipeline", "pipeline", pipeline_table),
-                                ("Serving", "serving", serving_table)):
+                                ("Serving", "serving", serving_table),
+                                ("Serving AdaEnsemble", "serving_adaensemble", serving_table),
+                                ("KD-DAGFM", "kd_dagfm", kd_dagfm_table),
+                                ("AdaEnsemble", "adaensemble", adaensemble_table),
+                                ("OptFusion", "optfusion", optfusion_table)):
         result = _load(name)
         if result:
             print(f"### {title}\n\n{render(result)}\n")
