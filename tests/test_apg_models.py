@@ -1,5 +1,7 @@
 """APG inside models: apg_wdl / apg_deepfm / apg_dcnv2 train, reload, and export folded (v5 serves as v4)."""
 
+from collections import Counter
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -37,6 +39,14 @@ def _variable_shapes(version_dir):
     return sorted(tuple(v.shape) for v in loaded.signatures["serving_default"].variables if v.trainable)
 
 
+def _serving_ops(version_dir) -> Counter:
+    graph = tf.saved_model.load(str(version_dir)).signatures["serving_default"].graph
+    ops = Counter(op.type for op in graph.get_operations())
+    for function in graph._functions.values():
+        ops.update(node.op for node in function.definition.node_def)
+    return ops
+
+
 def test_exported_v5_has_exactly_the_variables_of_v4_and_predicts_the_same(small_data, small_spec, tmp_path):
     set_seed(1)
     v5 = models.build("apg_wdl", small_spec, **HP)
@@ -49,6 +59,8 @@ def test_exported_v5_has_exactly_the_variables_of_v4_and_predicts_the_same(small
     v5_dir = export_saved_model(v5, small_spec, tmp_path, "v5")
     v4_dir = export_saved_model(v4, small_spec, tmp_path, "v4")
     assert _variable_shapes(v5_dir) == _variable_shapes(v4_dir)
+    # the served computations are the same graph: same ops, same counts (so v5 serves at v4's cost)
+    assert _serving_ops(v5_dir) == _serving_ops(v4_dir)
     assert not any(64 in shape for shape in _variable_shapes(v5_dir))  # no over-parameterised factor (P = 64)
     raw = arrow_to_serving(pq.read_table(small_data["valid"]).slice(0, 300), small_spec)
     loaded = tf.saved_model.load(str(v5_dir))
