@@ -78,9 +78,10 @@ def test_bilevel_step_updates_routers_on_validation_and_the_rest_on_training(sma
         return tape.gradient(loss, variables)
 
     expected_router_step = gradients(valid_batch, routers)
-    bilevel = BilevelTraining(network, tf.data.Dataset.from_tensors(valid_batch), tf.keras.optimizers.SGD(0.1))
+    bilevel = BilevelTraining(network, tf.keras.optimizers.SGD(0.1))
     bilevel.compile(optimizer=tf.keras.optimizers.SGD(0.0))  # W frozen: only the router step moves anything
-    history = bilevel.fit(tf.data.Dataset.from_tensors(train_batch), epochs=1, verbose=0)
+    inputs = BilevelTraining.pair(tf.data.Dataset.from_tensors(train_batch), tf.data.Dataset.from_tensors(valid_batch))
+    history = bilevel.fit(inputs, epochs=1, verbose=0)
     assert history.history["val_batch_loss"][0] > 0
     for v, before, g in zip(routers, before_routers, expected_router_step):
         np.testing.assert_allclose(v.numpy(), before - 0.1 * tf.convert_to_tensor(g).numpy(), rtol=1e-4,

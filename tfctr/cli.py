@@ -44,7 +44,8 @@ def _cmd_train(args):
     result = train(args.train, args.valid, args.out, model=args.model, test=args.test, label=args.label,
                    epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                    embedding_dim=args.embedding_dim, seed=args.seed, patience=args.patience, spec=args.spec,
-                   exclude=args.exclude, hyper_params=_parse_hp(args.hp), verbose=args.verbose)
+                   exclude=args.exclude, hyper_params=_parse_hp(args.hp), verbose=args.verbose,
+                   strategy=args.strategy, mixed_precision=args.mixed_precision)
     print(json.dumps(result.metrics, indent=1))
 
 
@@ -155,6 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", help="a fitted spec.json to use instead of inferring and fitting one")
     p.add_argument("--exclude", nargs="*", default=[], help="columns that are not features")
     p.add_argument("--hp", nargs="*", metavar="NAME=VALUE", help="model hyper-parameters, values as JSON")
+    p.add_argument("--strategy", choices=["default", "mirrored"], default="default",
+                   help="tf.distribute strategy (mirrored: every local GPU; --batch-size is the global batch)")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="float16 (GPU) / bfloat16 (CPU) compute, float32 variables, logits and losses")
     p.add_argument("--verbose", type=int, default=1)
     p.add_argument("--out", required=True, help="run directory")
     p.set_defaults(func=_cmd_train)

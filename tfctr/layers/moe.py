@@ -22,11 +22,19 @@ def top_k_mask(logits, k):
 def load_distribution_loss(logits, selected, prior=None):
     """``Σ_j f_j · P_j / w_j``: f_j the fraction of the batch routed to choice j (top-k membership, no
     gradient), P_j the batch mean of the full softmax of the logits, w_j the expected load (uniform 1/n by
-    default, which gives the Switch load-balancing loss n · Σ_j f_j P_j). Minimal when the routing follows w."""
+    default, which gives the Switch load-balancing loss n · Σ_j f_j P_j). Minimal when the routing follows w.
+    Under a ``tf.distribute`` strategy f and P are the global batch's (summed across replicas)."""
     n = logits.shape[-1]
     weights = tf.constant(np.full(n, 1.0 / n) if prior is None else np.asarray(prior), logits.dtype)
-    fraction = tf.stop_gradient(tf.reduce_mean(selected, axis=0))
-    probability = tf.reduce_mean(tf.nn.softmax(logits, axis=-1), axis=0)
+    rows = tf.cast(tf.shape(logits)[0], logits.dtype)
+    sums = [tf.stop_gradient(tf.reduce_sum(tf.cast(selected, logits.dtype), axis=0)),
+            tf.reduce_sum(tf.nn.softmax(logits, axis=-1), axis=0), rows]
+    replica = tf.distribute.get_replica_context()
+    if replica is not None and replica.num_replicas_in_sync > 1:
+        # batch statistics of the global batch, not of this replica's share (the loss is not linear in them)
+        sums = replica.all_reduce(tf.distribute.ReduceOp.SUM, sums)
+    selected_sum, probability_sum, rows = sums
+    fraction, probability = selected_sum / rows, probability_sum / rows
     return tf.reduce_sum(fraction * probability / weights)
 
 

@@ -5,6 +5,9 @@ parameters α, everything else (experts, estimators, embeddings) the lower-level
 updates α with ``router_optimizer`` on the gradient of the loss of one *validation* batch, then W with the
 model optimizer on the training batch, so the architecture is chosen for how it generalises. Joint training
 (plain ``model.fit``) is the simple alternative and the default of ``tfctr train``.
+
+The training input pairs each training batch with a validation batch (``BilevelTraining.pair``), so that under
+a ``tf.distribute`` strategy every replica gets its share of both.
 """
 
 from __future__ import annotations
@@ -31,15 +34,21 @@ class BilevelTraining(tf.keras.Model):
 
     Args:
         network: a tfctr model (probability output, ``"logit"`` layer) whose routers are ``NoisyCosineGate``s.
-        validation_data: a ``tf.data.Dataset`` of ``(features, label)`` batches, repeated as needed.
         router_optimizer: optimizer of α (default Adam(1e-3)).
 
-    ``compile(optimizer=...)`` sets the optimizer of W. Metrics: ``loss`` (training BCE + layer losses),
-    ``val_batch_loss`` (the validation batch's loss α was updated on), ``logloss``, ``auc``.
+    ``compile(optimizer=...)`` sets the optimizer of W; ``fit(BilevelTraining.pair(train, valid), ...)``
+    trains. Metrics: ``loss`` (training BCE + layer losses), ``val_batch_loss`` (the validation batches' loss
+    α was updated on), ``logloss``, ``auc``; ``evaluate``/``validation_data`` take plain ``(features, label)``
+    batches.
     """
 
-    def __init__(self, network: tf.keras.Model, validation_data: tf.data.Dataset, router_optimizer=None,
-                 **kwargs):
+    @staticmethod
+    def pair(train_data: tf.data.Dataset, validation_data: tf.data.Dataset) -> tf.data.Dataset:
+        """``((x, y), (x_val, y_val))`` elements: every training batch with the next validation batch (the
+        validation data repeats). Both should have the same batch size."""
+        return tf.data.Dataset.zip((train_data, validation_data.repeat()))
+
+    def __init__(self, network: tf.keras.Model, router_optimizer=None, **kwargs):
         super().__init__(**kwargs)
         self.network = network
         self.logit_model = tf.keras.Model(network.inputs, network.get_layer("logit").output)
@@ -48,7 +57,6 @@ class BilevelTraining(tf.keras.Model):
             raise ValueError("BilevelTraining: the model has no NoisyCosineGate router to train on validation data")
         routed = {id(v) for v in self.routers}
         self.weights_w = [v for v in network.trainable_variables if id(v) not in routed]
-        self.validation_iterator = iter(validation_data.repeat())
         self.router_optimizer = router_optimizer or tf.keras.optimizers.Adam(1e-3)
         self.loss_tracker = tf.keras.metrics.Mean(name="loss")
         self.val_tracker = tf.keras.metrics.Mean(name="val_batch_loss")
@@ -72,11 +80,10 @@ class BilevelTraining(tf.keras.Model):
         return loss, labels, logit
 
     def train_step(self, data):
-        x_val, y_val = next(self.validation_iterator)[:2]
+        (x, y), (x_val, y_val) = data
         with tf.GradientTape() as tape:
             val_loss, _, _ = self._loss(x_val, y_val)
         self.router_optimizer.apply_gradients(zip(tape.gradient(val_loss, self.routers), self.routers))
-        x, y = data[:2]
         with tf.GradientTape() as tape:
             loss, labels, logit = self._loss(x, y)
         self.optimizer.apply_gradients(zip(tape.gradient(loss, self.weights_w), self.weights_w))

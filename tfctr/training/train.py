@@ -29,6 +29,7 @@ from tfctr.data.synthetic import TRUE_CTR_COLUMN
 from tfctr.features import FeatureSpec
 from tfctr.metrics import evaluate
 from tfctr.models import build, hyper_parameters
+from tfctr.training import distribute
 from tfctr.training.callbacks import TrainingThroughput
 from tfctr.utils import set_seed
 
@@ -144,6 +145,8 @@ def train(
     shuffle_buffer: int = 262_144,
     callbacks: list | None = None,
     verbose: int = 1,
+    strategy: str = "default",
+    mixed_precision: bool = False,
 ) -> TrainResult:
     """Trains model ``model`` on Parquet data and writes the run directory ``out``.
 
@@ -163,6 +166,10 @@ def train(
             reference.
         hyper_params: further hyper-parameters of the model builder.
         callbacks: extra Keras callbacks for ``fit`` (run after the backup of each epoch).
+        strategy: ``tfctr.training.distribute.strategy`` name: ``"default"`` or ``"mirrored"`` (every local GPU;
+            ``batch_size`` is the global batch, split over the replicas).
+        mixed_precision: compute in float16 (GPU) / bfloat16 (CPU) with float32 variables; logits, probabilities
+            and losses stay float32.
     """
     set_seed(seed)
     run_dir = Path(out)
@@ -172,8 +179,15 @@ def train(
     hp = dict(hyper_params or {})
     if embedding_dim is not None and "embedding_dim" in hyper_parameters(model):
         hp["embedding_dim"] = embedding_dim
-    net = build(model, spec, **hp)
-    compile_ctr(net, learning_rate)
+    policy = tf.keras.mixed_precision.global_policy()
+    if mixed_precision:
+        tf.keras.mixed_precision.set_global_policy(distribute.mixed_precision_policy())
+    try:
+        with distribute.strategy(strategy).scope():
+            net = build(model, spec, **hp)
+            compile_ctr(net, learning_rate)
+    finally:
+        tf.keras.mixed_precision.set_global_policy(policy)
     train_data = parquet_dataset(train, spec, batch_size, shuffle=True, shuffle_buffer=shuffle_buffer, seed=seed)
     valid_data = parquet_dataset(valid, spec, max(batch_size, 4096))
     training = fit_with_early_stopping(net, train_data, valid_data, run_dir, epochs, patience, count_rows(train),
@@ -186,7 +200,8 @@ def train(
         "training": dict(
             train=str(train), valid=str(valid), test=test and str(test), label=label, epochs=epochs,
             batch_size=batch_size, learning_rate=learning_rate, seed=seed, patience=patience,
-            oracle_column=oracle_column, shuffle_buffer=shuffle_buffer),
+            oracle_column=oracle_column, shuffle_buffer=shuffle_buffer, strategy=strategy,
+            mixed_precision=mixed_precision),
     }
     write_run(run_dir, net, spec, metrics, config)
     return TrainResult(run_dir, net, spec, metrics)
