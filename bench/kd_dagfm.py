@@ -69,7 +69,7 @@ def one_seed(paths, teacher_name, seed, args, work: Path):
     kd = distill(teacher, paths["train"], paths["valid"], work / "kd", student_params={
         "interaction_type": interaction, "num_layers": 3}, epochs=args.distill_epochs,
         finetune_epochs=args.finetune_epochs, learning_rate=args.distill_learning_rate,
-        finetune_learning_rate=args.learning_rate, **common)
+        finetune_learning_rate=args.finetune_learning_rate, **common)
     times["distill_and_finetune"] = time.perf_counter() - start
     start = time.perf_counter()
     alone = train(paths["train"], paths["valid"], work / "alone", model="dagfm",
@@ -100,6 +100,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--distill-learning-rate", type=float, default=3e-3)
+    parser.add_argument("--finetune-learning-rate", type=float, default=1e-4)
     parser.add_argument("--teacher-epochs", type=int, default=3)
     parser.add_argument("--distill-epochs", type=int, default=3)
     parser.add_argument("--finetune-epochs", type=int, default=2)

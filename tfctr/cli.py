@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--finetune-epochs", type=int, default=5, help="fine-tuning epochs (0 = no KD-DAGFM+ stage)")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--finetune-learning-rate", type=float)
+    p.add_argument("--finetune-learning-rate", type=float, help="default: a tenth of --learning-rate")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--patience", type=int, default=2)
     p.add_argument("--hp", nargs="*", metavar="NAME=VALUE", help="student hyper-parameters, values as JSON")

@@ -184,8 +184,8 @@ def distill(
         finetune_epochs: KD-DAGFM+ fine-tuning epochs on labels alone, embeddings trainable (0 skips the stage);
             early stopping keeps the best epoch, and the distilled weights when no epoch beats their validation
             AUC.
-        learning_rate: Adam learning rate of the distillation; ``finetune_learning_rate`` (default the same) of
-            the fine-tuning.
+        learning_rate: Adam learning rate of the distillation; ``finetune_learning_rate`` (default a tenth of it:
+            the embeddings become trainable and a full step overfits them) of the fine-tuning.
 
     Every stage's run directory has the layout of ``tfctr train``'s, so ``tfctr export`` exports either
     student. ``out/summary.json`` compares teacher, distilled and fine-tuned students (exact AUC/logloss and
@@ -227,7 +227,8 @@ def distill(
     if finetune_epochs > 0:
         tuned = tf.keras.models.clone_model(net)
         tuned.set_weights(net.get_weights())
-        compile_ctr(tuned, finetune_learning_rate or learning_rate)
+        finetune_learning_rate = finetune_learning_rate or learning_rate / 10
+        compile_ctr(tuned, finetune_learning_rate)
         stage_dir = out / "finetuned"
         stage_dir.mkdir(parents=True, exist_ok=True)
         start_auc = tuned.evaluate(valid_data, return_dict=True, verbose=0)["auc"]
@@ -241,7 +242,7 @@ def distill(
         tuned_metrics = dict(split_metrics(tuned, spec, valid, test, oracle_column), training=training)
         tuned_config = dict(config, stage="finetuned", distilled=str(distilled.run_dir))
         tuned_config["training"] = dict(config["training"], epochs=finetune_epochs,
-                                        learning_rate=finetune_learning_rate or learning_rate)
+                                        learning_rate=finetune_learning_rate)
         write_run(stage_dir, tuned, spec, tuned_metrics, tuned_config)
         finetuned = TrainResult(stage_dir, tuned, spec, tuned_metrics)
         summary["finetuned"] = _summary_row(tuned, tuned_metrics)
