@@ -17,7 +17,9 @@ def set_seed(seed: int, deterministic_ops: bool = False) -> None:
     """
     random.seed(seed)
     np.random.seed(seed)
-    tf.random.set_seed(seed)
+    # Keras' own seed generator too: once tf.keras.utils.set_random_seed has been called anywhere in the
+    # process, unseeded initialisers draw their seeds from it, so it must be reset as well
+    tf.keras.utils.set_random_seed(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)
     if deterministic_ops:
         tf.config.experimental.enable_op_determinism()
