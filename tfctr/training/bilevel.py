@@ -15,6 +15,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfctr.layers.moe import NoisyCosineGate
+from tfctr.training.steps import StepModel, bce_per_example, global_average
 
 
 def router_variables(model: tf.keras.Model) -> list:
@@ -29,7 +30,7 @@ def router_variables(model: tf.keras.Model) -> list:
     return variables
 
 
-class BilevelTraining(tf.keras.Model):
+class BilevelTraining(StepModel):
     """Wraps a model with routers for bi-level training.
 
     Args:
@@ -37,9 +38,9 @@ class BilevelTraining(tf.keras.Model):
         router_optimizer: optimizer of α (default Adam(1e-3)).
 
     ``compile(optimizer=...)`` sets the optimizer of W; ``fit(BilevelTraining.pair(train, valid), ...)``
-    trains. Metrics: ``loss`` (training BCE + layer losses), ``val_batch_loss`` (the validation batches' loss
-    α was updated on), ``logloss``, ``auc``; ``evaluate``/``validation_data`` take plain ``(features, label)``
-    batches.
+    trains. Metrics: ``loss`` (training BCE), ``val_batch_loss`` (BCE of the validation batches α was updated
+    on; 0 in ``evaluate``), ``logloss``, ``auc``; ``evaluate``/``validation_data`` take plain
+    ``(features, label)`` batches.
     """
 
     @staticmethod
@@ -49,56 +50,31 @@ class BilevelTraining(tf.keras.Model):
         return tf.data.Dataset.zip((train_data, validation_data.repeat()))
 
     def __init__(self, network: tf.keras.Model, router_optimizer=None, **kwargs):
-        super().__init__(**kwargs)
-        self.network = network
-        self.logit_model = tf.keras.Model(network.inputs, network.get_layer("logit").output)
+        super().__init__(network, means=("val_batch_loss",), **kwargs)
         self.routers = router_variables(network)
         if not self.routers:
             raise ValueError("BilevelTraining: the model has no NoisyCosineGate router to train on validation data")
         routed = {id(v) for v in self.routers}
         self.weights_w = [v for v in network.trainable_variables if id(v) not in routed]
         self.router_optimizer = router_optimizer or tf.keras.optimizers.Adam(1e-3)
-        self.loss_tracker = tf.keras.metrics.Mean(name="loss")
-        self.val_tracker = tf.keras.metrics.Mean(name="val_batch_loss")
-        self.logloss = tf.keras.metrics.BinaryCrossentropy(name="logloss", from_logits=True)
-        self.auc = tf.keras.metrics.AUC(name="auc", from_logits=True)
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.val_tracker, self.logloss, self.auc]
-
-    def call(self, inputs, training=False):
-        return self.network(inputs, training=training)
 
     def _loss(self, x, y):
-        labels = tf.reshape(tf.cast(y, tf.float32), [-1, 1])
-        logit = tf.cast(self.logit_model(x, training=True), tf.float32)
-        per_example = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logit)[:, 0]
-        loss = tf.nn.compute_average_loss(per_example)
-        if self.logit_model.losses:
-            loss += tf.nn.scale_regularization_loss(tf.add_n(self.logit_model.losses))
-        return loss, labels, logit
+        logit = self.logit(x, training=True)
+        labels, per_example = bce_per_example(y, logit)
+        return global_average(per_example, self.logit_model.losses), labels, logit, per_example
 
     def train_step(self, data):
         (x, y), (x_val, y_val) = data
         with tf.GradientTape() as tape:
-            val_loss, _, _ = self._loss(x_val, y_val)
+            val_loss, _, _, val_per_example = self._loss(x_val, y_val)
         self.router_optimizer.apply_gradients(zip(tape.gradient(val_loss, self.routers), self.routers))
         with tf.GradientTape() as tape:
-            loss, labels, logit = self._loss(x, y)
+            loss, labels, logit, per_example = self._loss(x, y)
         self.optimizer.apply_gradients(zip(tape.gradient(loss, self.weights_w), self.weights_w))
-        self.loss_tracker.update_state(loss)
-        self.val_tracker.update_state(val_loss)
-        self.logloss.update_state(labels, logit)
-        self.auc.update_state(labels, logit)
-        return {m.name: m.result() for m in self.metrics}
+        return self.record(labels, logit, loss=per_example, val_batch_loss=val_per_example)
 
     def test_step(self, data):
         x, y = data[:2]
-        labels = tf.reshape(tf.cast(y, tf.float32), [-1, 1])
-        logit = tf.cast(self.logit_model(x, training=False), tf.float32)
-        self.loss_tracker.update_state(
-            tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logit)))
-        self.logloss.update_state(labels, logit)
-        self.auc.update_state(labels, logit)
-        return {m.name: m.result() for m in self.metrics}
+        logit = self.logit(x, training=False)
+        labels, per_example = bce_per_example(y, logit)
+        return self.record(labels, logit, loss=per_example, val_batch_loss=tf.zeros_like(per_example))

@@ -25,7 +25,8 @@ import tensorflow as tf
 
 from tfctr.data.parquet import parquet_dataset
 from tfctr.data.synthetic import TRUE_CTR_COLUMN
-from tfctr.models import build, hyper_parameters, logit_model
+from tfctr.models import build, hyper_parameters
+from tfctr.training.steps import StepModel, bce_per_example, global_average, logit_of
 from tfctr.training.train import (
     TrainResult,
     compile_ctr,
@@ -40,16 +41,6 @@ from tfctr.utils import set_seed
 EMBEDDING_LAYER = "field_embedding"
 
 
-def teacher_logits(teacher: tf.keras.Model) -> tf.keras.Model:
-    """The logit ``[B, 1]`` of a teacher: its layer ``"logit"`` for tfctr models; any other Keras model is taken
-    to return logits already."""
-    try:
-        teacher.get_layer("logit")
-    except ValueError:
-        return teacher
-    return logit_model(teacher)
-
-
 def copy_embedding(teacher: tf.keras.Model, student: tf.keras.Model, layer: str = EMBEDDING_LAYER):
     """Copies the teacher's embedding table into the student's (same spec and embedding dimension needed)."""
     source, target = teacher.get_layer(layer), student.get_layer(layer)
@@ -61,7 +52,7 @@ def copy_embedding(teacher: tf.keras.Model, student: tf.keras.Model, layer: str 
     target.set_weights(source.get_weights())
 
 
-class Distiller(tf.keras.Model):
+class Distiller(StepModel):
     """Distils ``teacher`` into ``student`` (see the module docstring for the loss).
 
     Args:
@@ -77,59 +68,38 @@ class Distiller(tf.keras.Model):
 
     def __init__(self, student: tf.keras.Model, teacher: tf.keras.Model, alpha: float = 0.1, beta: float = 921.6,
                  freeze_embedding: bool = True, embedding_layer: str = EMBEDDING_LAYER, **kwargs):
-        super().__init__(**kwargs)
         if alpha < 0 or beta < 0 or alpha + beta == 0:
             raise ValueError(f"Distiller: alpha and beta must be >= 0 and not both 0, got {alpha}, {beta}")
+        super().__init__(student, means=("kd_mse",), **kwargs)
         self.student = student
         self.teacher = teacher
         self.teacher.trainable = False
-        self.student_logit = teacher_logits(student)
-        self.teacher_logit = teacher_logits(teacher)
+        self.teacher_logit = logit_of(teacher)
         self.alpha, self.beta = float(alpha), float(beta)
         frozen = set()
         if freeze_embedding:
             frozen = {id(w) for w in student.get_layer(embedding_layer).weights}
         self.trained_variables = [w for w in student.trainable_variables if id(w) not in frozen]
-        self.loss_tracker = tf.keras.metrics.Mean(name="loss")
-        self.kd_tracker = tf.keras.metrics.Mean(name="kd_mse")
-        self.logloss = tf.keras.metrics.BinaryCrossentropy(name="logloss", from_logits=True)
-        self.auc = tf.keras.metrics.AUC(name="auc", from_logits=True)
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.kd_tracker, self.logloss, self.auc]
-
-    def call(self, inputs, training=False):
-        return self.student(inputs, training=training)
 
     def _per_example_losses(self, x, y, training):
-        labels = tf.reshape(tf.cast(y, tf.float32), [-1, 1])
         target = tf.stop_gradient(tf.cast(self.teacher_logit(x, training=False), tf.float32))
-        logit = tf.cast(self.student_logit(x, training=training), tf.float32)
-        bce = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logit)[:, 0]
+        logit = self.logit(x, training)
+        labels, bce = bce_per_example(y, logit)
         gap = tf.square(target - logit)[:, 0]
         return labels, logit, self.alpha * bce + self.beta * gap, gap
-
-    def _update_metrics(self, labels, logit, per_example, gap):
-        self.loss_tracker.update_state(per_example)
-        self.kd_tracker.update_state(gap)
-        self.logloss.update_state(labels, logit)
-        self.auc.update_state(labels, logit)
-        return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
         x, y = data[:2]
         with tf.GradientTape() as tape:
             labels, logit, per_example, gap = self._per_example_losses(x, y, training=True)
-            loss = tf.nn.compute_average_loss(per_example)  # ÷ the global batch under a strategy
-            if self.student.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(self.student.losses))
+            loss = global_average(per_example, self.student.losses)
         self.optimizer.minimize(loss, self.trained_variables, tape=tape)
-        return self._update_metrics(labels, logit, per_example, gap)
+        return self.record(labels, logit, loss=per_example, kd_mse=gap)
 
     def test_step(self, data):
         x, y = data[:2]
-        return self._update_metrics(*self._per_example_losses(x, y, training=False))
+        labels, logit, per_example, gap = self._per_example_losses(x, y, training=False)
+        return self.record(labels, logit, loss=per_example, kd_mse=gap)
 
 
 @dataclasses.dataclass

@@ -21,6 +21,7 @@ from tfctr.data.synthetic import TRUE_CTR_COLUMN
 from tfctr.layers._validation import choice
 from tfctr.models import build
 from tfctr.models.fusion import derive, warm_start
+from tfctr.training.steps import StepModel, bce_per_example, global_average
 from tfctr.training.train import (
     TrainResult,
     compile_ctr,
@@ -33,7 +34,7 @@ from tfctr.training.train import (
 from tfctr.utils import set_seed
 
 
-class FusionSearch(tf.keras.Model):
+class FusionSearch(StepModel):
     """Trains a supernet model (layer ``"fusion"`` a ``FusionSupernet``) and its architecture jointly.
 
     Args:
@@ -46,55 +47,33 @@ class FusionSearch(tf.keras.Model):
 
     def __init__(self, network: tf.keras.Model, arch_optimizer=None, train_alpha: bool = True,
                  train_beta: bool = True, **kwargs):
-        super().__init__(**kwargs)
-        self.network = network
-        self.logit_model = tf.keras.Model(network.inputs, network.get_layer("logit").output)
+        super().__init__(network, **kwargs)
         self.supernet = network.get_layer("fusion")
         self.arch_optimizer = arch_optimizer or tf.keras.optimizers.Adam(0.1)
         architecture = {id(self.supernet.alpha), id(self.supernet.beta)}
         self.weight_variables = [v for v in network.trainable_variables if id(v) not in architecture]
         self.arch_variables = ([self.supernet.alpha] if train_alpha else []) + \
             ([self.supernet.beta] if train_beta else [])
-        self.loss_tracker = tf.keras.metrics.Mean(name="loss")
-        self.logloss = tf.keras.metrics.BinaryCrossentropy(name="logloss", from_logits=True)
-        self.auc = tf.keras.metrics.AUC(name="auc", from_logits=True)
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.logloss, self.auc]
-
-    def call(self, inputs, training=False):
-        return self.network(inputs, training=training)
-
-    def _bce(self, x, y, training):
-        labels = tf.reshape(tf.cast(y, tf.float32), [-1, 1])
-        logit = tf.cast(self.logit_model(x, training=training), tf.float32)
-        return labels, logit, tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logit)[:, 0]
-
-    def _update(self, labels, logit, per_example):
-        self.loss_tracker.update_state(per_example)
-        self.logloss.update_state(labels, logit)
-        self.auc.update_state(labels, logit)
-        return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, data):
         x, y = data[:2]
         variables = self.weight_variables + self.arch_variables
         with tf.GradientTape() as tape:
-            labels, logit, per_example = self._bce(x, y, training=True)
-            loss = tf.nn.compute_average_loss(per_example)  # ÷ the global batch under a strategy
-            if self.network.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(self.network.losses))
+            logit = self.logit(x, training=True)
+            labels, per_example = bce_per_example(y, logit)
+            loss = global_average(per_example, self.network.losses)
         gradients = tape.gradient(loss, variables)
         split = len(self.weight_variables)
         self.optimizer.apply_gradients(zip(gradients[:split], self.weight_variables))
         if self.arch_variables:
             self.arch_optimizer.apply_gradients(zip(gradients[split:], self.arch_variables))
-        return self._update(labels, logit, per_example)
+        return self.record(labels, logit, loss=per_example)
 
     def test_step(self, data):
         x, y = data[:2]
-        return self._update(*self._bce(x, y, training=False))
+        logit = self.logit(x, training=False)
+        labels, per_example = bce_per_example(y, logit)
+        return self.record(labels, logit, loss=per_example)
 
 
 def _search(network, train_data, valid_data, stage_dir, epochs, patience, rows, learning_rate, arch_learning_rate,
