@@ -152,7 +152,9 @@ def main():
                                 ("Input pipeline", "pipeline", pipeline_table),
                                 ("Serving", "serving", serving_table),
                                 ("Serving AdaEnsemble", "serving_adaensemble", serving_table),
-                                ("KD-DAGFM", "kd_dagfm", kd_dagfm_table),
+                                ("KD-DAGFM, fine-tuning at 1e-3 (the code's default then)", "kd_dagfm",
+                                 kd_dagfm_table),
+                                ("KD-DAGFM, fine-tuning at 1e-4", "kd_dagfm_finetune_1e-4", kd_dagfm_table),
                                 ("AdaEnsemble", "adaensemble", adaensemble_table),
                                 ("OptFusion", "optfusion", optfusion_table)):
         result = _load(name)
