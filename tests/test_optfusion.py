@@ -15,7 +15,8 @@ import tensorflow as tf
 from tfctr import models
 from tfctr.data import parquet_dataset
 from tfctr.data.encoding import arrow_to_serving
-from tfctr.export import export_saved_model
+from tfctr.export import export_saved_model, fold_for_serving, has_serving_form
+from tfctr.layers import FusionGraph
 from tfctr.models.fusion import FIXED_KINDS, derive, fixed_architecture, warm_start
 from tfctr.training import FusionSearch, load_run
 from tfctr.training.train import predict_split
@@ -44,7 +45,7 @@ def test_derived_model_equals_the_supernet_it_came_from(small_data, small_spec, 
     search = _searched(small_spec, selection, seed)
     architecture = derive(search.get_layer("fusion"))
     derived = models.build("optfusion", small_spec, architecture=architecture, embedding_dim=4)
-    warm_start(derived, search, architecture)
+    warm_start(derived, search)
     x, _ = _batch(small_spec, small_data["valid"])
     np.testing.assert_allclose(derived(x).numpy(), search(x).numpy(), rtol=1e-5, atol=1e-5)
     assert not [w.name for w in derived.weights if "alpha" in w.name or "beta" in w.name]
@@ -54,6 +55,22 @@ def test_derived_model_equals_the_supernet_it_came_from(small_data, small_spec, 
                            embedding_dim=4)
     rebuilt.set_weights(derived.get_weights())
     np.testing.assert_array_equal(rebuilt(x).numpy(), derived(x).numpy())
+
+
+def test_exporting_the_search_model_folds_it_to_the_pruned_graph(small_data, small_spec, tmp_path):
+    search = _searched(small_spec, "hard", 3)
+    assert has_serving_form(search)
+    folded = fold_for_serving(search)
+    assert isinstance(folded.get_layer("fusion"), FusionGraph)
+    x, _ = _batch(small_spec, small_data["valid"])
+    np.testing.assert_allclose(folded(x).numpy(), search(x).numpy(), rtol=1e-5, atol=1e-5)
+    exported = export_saved_model(search, small_spec, tmp_path, "search")
+    loaded = tf.saved_model.load(str(exported))
+    serving = loaded.signatures["serving_default"]
+    assert not any("alpha" in v.name or "beta" in v.name for v in serving.variables)
+    raw = arrow_to_serving(pq.read_table(small_data["valid"]).slice(0, 128), small_spec)
+    served = serving(**{k: tf.constant(v) for k, v in raw.items()})["probability"].numpy().ravel()
+    np.testing.assert_allclose(served, search(x).numpy().ravel(), atol=1e-5)
 
 
 def test_derive_reads_the_signs_of_alpha_and_prunes_what_reaches_no_output(small_spec):

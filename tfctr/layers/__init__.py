@@ -9,7 +9,7 @@ from tfctr.layers.dagfm import DAGFM
 from tfctr.layers.dense_block import DenseBlock
 from tfctr.layers.embedding import FieldEmbedding
 from tfctr.layers.experts import ConvExpert, CrossExpert, GatedDenseExpert, PINExpert, SelfAttentionExpert
-from tfctr.layers.fusion import FusionOperation, FusionSupernet
+from tfctr.layers.fusion import FusionGraph, FusionOperation, FusionSupernet
 from tfctr.layers.interaction import BilinearInteraction, FMInteraction, InnerProduct, SENet
 from tfctr.layers.linear import LinearLogit
 from tfctr.layers.mlp import MLP
@@ -19,7 +19,7 @@ from tfctr.layers.slots import SlotDense, SubspaceSplit
 
 __all__ = [
     "APGDense", "AdaEnsembleNetwork", "BilinearInteraction", "CompressedInteraction", "ConvExpert", "CrossExpert",
-    "CrossNetwork", "DAGFM", "DenseBlock", "FMInteraction", "FieldEmbedding", "FieldSelfAttention",
+    "CrossNetwork", "DAGFM", "DenseBlock", "FMInteraction", "FieldEmbedding", "FieldSelfAttention", "FusionGraph",
     "FusionOperation", "FusionSupernet", "GatedDenseExpert", "InnerProduct", "InstanceNormalization", "LinearLogit",
     "MLP", "MixtureCross", "NoisyCosineGate", "PINExpert", "PolynomialInteraction", "SENet", "SelfAttentionExpert",
     "SlotDense", "SparseMoE", "SubspaceSplit", "TopKAnnealing", "VectorCross",

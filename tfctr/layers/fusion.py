@@ -6,6 +6,9 @@ other), and the ``output`` fed by any node. ``node_names(n)`` lists them in topo
 are the candidate inputs of node j (all nodes before its level).
 """
 
+import json
+
+import numpy as np
 import tensorflow as tf
 
 from tfctr.layers._validation import as_shape_list, as_tensor_list, build_sublayer, choice, positive_int
@@ -122,12 +125,99 @@ class FusionOperation(tf.keras.layers.Layer):
         return config
 
 
-@tf.keras.utils.register_keras_serializable(package="tfctr")
-class ZerosLike(tf.keras.layers.Layer):
-    """Zeros of the input's shape: what a fusion node with no connected input reads."""
+def prune(num_levels: int, inputs: dict) -> tuple[dict, list]:
+    """Keeps the nodes that reach the output (walking the inputs back from it)."""
+    reached, stack = {"output"}, ["output"]
+    while stack:
+        for source in inputs[stack.pop()]:
+            if source != "x0" and source not in reached:
+                reached.add(source)
+                stack.append(source)
+    names = node_names(num_levels)[1:]
+    return {n: inputs[n] for n in names if n in reached}, [n for n in names if n not in reached]
 
-    def call(self, inputs):
-        return tf.zeros_like(inputs)
+
+def check_architecture(architecture: dict) -> dict:
+    n = architecture.get("num_levels")
+    names = node_names(positive_int("FusionGraph", "architecture['num_levels']", n))
+    nodes = architecture.get("nodes")
+    if not isinstance(nodes, dict) or "output" not in nodes:
+        raise ValueError("FusionGraph: architecture['nodes'] must be a dict with an 'output' node")
+    for name, node in nodes.items():
+        if name not in names[1:]:
+            raise ValueError(f"FusionGraph: unknown node '{name}'; nodes are {names[1:]}")
+        allowed = names[:num_sources(names.index(name))]
+        bad = [s for s in node.get("inputs", []) if s not in allowed or (s != "x0" and s not in nodes)]
+        if bad:
+            raise ValueError(f"FusionGraph: node '{name}' reads {bad}, which are not kept nodes among its candidate "
+                             f"inputs {allowed}")
+        if name != "cross_0" and ("operation" in node) == ("operations" in node):
+            raise ValueError(f"FusionGraph: node '{name}' needs exactly one of 'operation' and 'operations'")
+    return architecture
+
+
+@tf.keras.utils.register_keras_serializable(package="tfctr")
+class FusionGraph(tf.keras.layers.Layer):
+    """A fixed fusion architecture (the JSON of ``derive`` or ``tfctr.models.fusion.fixed_architecture``) as
+    one layer: x0 ``[B, w]`` → logit ``[B, 1]``, computing only the kept nodes, each reading only its kept
+    inputs (a node with none reads zeros, as in the search) through one ``FusionOperation`` (one operation, or
+    the constant soft mix), then its component (cross layer on x0, ReLU dense of width w, or the output dense).
+    It has no α or β: it is what a ``FusionSupernet`` folds to for serving and what the retrained model uses.
+
+    Args:
+        architecture: ``{"num_levels": n, "nodes": {name: {"inputs": [...], "operation" | "operations": ...}},
+            ...}`` (see ``tfctr.models.fusion``).
+    """
+
+    def __init__(self, architecture, **kwargs):
+        super().__init__(**kwargs)
+        # kept as JSON text: Keras would wrap a dict attribute for tracking and write the wrappers back into the
+        # caller's nested dicts
+        self._architecture_json = json.dumps(check_architecture(json.loads(json.dumps(architecture))))
+        self.kept = [n for n in node_names(architecture["num_levels"])[1:] if n in architecture["nodes"]]
+
+    @property
+    def architecture(self) -> dict:
+        return json.loads(self._architecture_json)
+
+    def build(self, input_shape):
+        width = int(input_shape[-1])
+        nodes = self.architecture["nodes"]
+        self.components, self.fusions = [], []  # flat lists, in the order of self.kept (no fusion for cross_0)
+        for name in self.kept:
+            node = nodes[name]
+            if name.startswith("cross"):
+                component = build_sublayer(VectorCross(name=name), [(None, width), (None, width)])
+            else:
+                component = build_sublayer(tf.keras.layers.Dense(
+                    1 if name == "output" else width, activation=None if name == "output" else "relu", name=name),
+                    (None, width))
+            self.components.append(component)
+            if name != "cross_0":
+                ops = [node["operation"]] if "operation" in node else list(node["operations"])
+                weights = None if "operation" in node else [node["operations"][o] for o in ops]
+                slots = max(len(node["inputs"]), 1)
+                self.fusions.append(build_sublayer(FusionOperation(ops, weights, name=f"fusion_{name}"),
+                                                   [(None, width)] * slots))
+        super().build(input_shape)
+
+    def call(self, x0):
+        values = {"x0": x0}
+        nodes = self.architecture["nodes"]
+        fusions = iter(self.fusions)
+        for name, component in zip(self.kept, self.components):
+            sources = [values[s] for s in nodes[name]["inputs"]] or [tf.zeros_like(x0)]
+            fused = sources[0] if name == "cross_0" else next(fusions)(sources)
+            values[name] = component([x0, fused]) if name.startswith("cross") else component(fused)
+        return values["output"]
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape([input_shape[0], 1])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(architecture=self.architecture)
+        return config
 
 
 def straight_through(forward, surrogate):
@@ -204,6 +294,36 @@ class FusionSupernet(tf.keras.layers.Layer):
             values.append(component([x0, fused]) if isinstance(component, VectorCross) else component(fused))
         return values[-1]
 
+    def graph(self, architecture: dict | None = None) -> "FusionGraph":
+        """The ``FusionGraph`` of ``architecture`` (default: ``derive(self)``) with this supernet's weights: each
+        kept node's component and fusion weights, the CONCAT rows and attention slots of its kept inputs only."""
+        architecture = architecture or derive(self)
+        graph = FusionGraph(architecture, name=self.name)
+        graph.build(tf.TensorShape([None, self.cross_0.kernel.shape[0]]))
+        fusions = iter(graph.fusions)
+        for name, component in zip(graph.kept, graph.components):
+            j = self.names.index(name)
+            component.set_weights((self.cross_0 if j == 1 else self.components[j - 2]).get_weights())
+            if j == 1:
+                continue
+            target, fusion = next(fusions), self.fusions[j - 2]
+            slots = [self.names.index(s) for s in architecture["nodes"][name]["inputs"]] or [0]
+            values = []
+            for op in [o for o in OPERATIONS if o in target.operations]:  # the order FusionOperation builds them
+                if op == "concat":
+                    kernel, bias = fusion.concat.get_weights()
+                    width = kernel.shape[1]
+                    values += [np.concatenate([kernel[s * width:(s + 1) * width] for s in slots]), bias]
+                elif op == "attention":
+                    for s in slots:
+                        values += fusion.attention[2 * s].get_weights() + fusion.attention[2 * s + 1].get_weights()
+            target.set_weights(values)
+        return graph
+
+    def serving_form(self):
+        """The derived, pruned graph (``derive(self)``) with these weights: no α, β or straight-through masks."""
+        return self.graph()
+
     def compute_output_shape(self, input_shape):
         return tf.TensorShape([input_shape[0], 1])
 
@@ -212,3 +332,29 @@ class FusionSupernet(tf.keras.layers.Layer):
         config.update(num_levels=self.num_levels, selection=self.selection,
                       product_masked_as_zero=self.product_masked_as_zero)
         return config
+
+
+def derive(supernet: "FusionSupernet", mode: str | None = None) -> dict:
+    """The architecture a trained supernet selects: connection i → j kept iff α_ji > 0; per node the argmax
+    operation (``mode="hard"``) or the constant softmax(β) mix (``"soft"``); default the supernet's selection."""
+    mode = choice("derive", "mode", mode or supernet.selection, {"soft", "hard"})
+    if supernet.product_masked_as_zero:
+        raise ValueError("derive: a supernet with product_masked_as_zero=True multiplies disconnected inputs as "
+                         "zeros, which a pruned graph cannot reproduce; search with product_masked_as_zero=False")
+    names = supernet.names
+    alpha, beta = supernet.alpha.numpy(), supernet.beta.numpy()
+    inputs = {name: [names[i] for i in range(num_sources(j)) if alpha[j, i] > 0]
+              for j, name in enumerate(names) if j >= 1}
+    kept, pruned = prune(supernet.num_levels, inputs)
+    nodes = {}
+    for name, sources in kept.items():
+        j = names.index(name)
+        node = {"inputs": sources}
+        if j >= 2:
+            if mode == "hard":
+                node["operation"] = OPERATIONS[int(np.argmax(beta[j - 2]))]
+            else:
+                soft = np.exp(beta[j - 2] - beta[j - 2].max())
+                node["operations"] = dict(zip(OPERATIONS, (soft / soft.sum()).tolist()))
+        nodes[name] = node
+    return {"num_levels": supernet.num_levels, "mode": mode, "nodes": nodes, "pruned": pruned}

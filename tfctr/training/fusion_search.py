@@ -156,7 +156,7 @@ def search_fusion(
     set_seed(seed)
     derived = build("optfusion", spec, architecture=architecture, embedding_dim=embedding_dim)
     if retrain_init == "supernet":
-        warm_start(derived, network, architecture)
+        warm_start(derived, network)
     compile_ctr(derived, retrain_learning_rate or learning_rate)
     start = time.perf_counter()
     training = fit_with_early_stopping(derived, train_data, valid_data, out, retrain_epochs, patience, rows,
