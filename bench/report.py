@@ -156,6 +156,7 @@ def main():
                                  kd_dagfm_table),
                                 ("KD-DAGFM, fine-tuning at 1e-4", "kd_dagfm_finetune_1e-4", kd_dagfm_table),
                                 ("AdaEnsemble", "adaensemble", adaensemble_table),
+                                ("AdaEnsemble, 200,000 rows", "adaensemble_200k", adaensemble_table),
                                 ("OptFusion", "optfusion", optfusion_table)):
         result = _load(name)
         if result:
