@@ -13,18 +13,14 @@ the measured routing fractions on the test split (dense models: every expert on 
 """
 
 import argparse
-import dataclasses
 import tempfile
 import time
 
 import numpy as np
-import pyarrow.parquet as pq
 import tensorflow as tf
-from common import CRITEO_LIKE, synthetic, write_result
+from common import benchmark_datasets, serving_latency_ms, write_result
 
 from tfctr.data import parquet_dataset, read_columns
-from tfctr.data.encoding import arrow_to_serving
-from tfctr.export import export_saved_model
 from tfctr.layers import AdaEnsembleNetwork
 from tfctr.metrics import evaluate
 from tfctr.models.ensemble import DEFAULT_EXPERTS
@@ -63,20 +59,6 @@ def expected_flops(model, stats) -> float:
     return total
 
 
-def latency_per_example_us(model, spec, test_path, batch=1024, repeats=20):
-    with tempfile.TemporaryDirectory() as base:
-        serving = tf.saved_model.load(str(export_saved_model(model, spec, base, "m"))).signatures["serving_default"]
-        raw = arrow_to_serving(pq.read_table(test_path).slice(0, batch), spec)
-        feed = {k: tf.constant(v) for k, v in raw.items()}
-        serving(**feed)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            serving(**feed)["probability"].numpy()
-            times.append(time.perf_counter() - start)
-    return float(np.median(times)) / batch * 1e6
-
-
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=50_000)
@@ -88,8 +70,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     args = parser.parse_args()
-    config = dataclasses.replace(CRITEO_LIKE, vocabulary_size=100)
-    paths = synthetic(f"criteo_like_v100_{args.rows}", args.rows, config=config)
+    paths = benchmark_datasets(args.rows, adult=False)["synthetic_v100"]
     labels = read_columns(paths["test"], ["label"])["label"]
     results, singles = {}, {}
     for name in args.variants:
@@ -112,8 +93,8 @@ def main():
                 if seed == args.seeds[0]:
                     stats = routing_statistics(run.model, parquet_dataset(paths["test"], run.spec, 4096))
                     cost = {"routing": stats, "expected_flops_per_example": expected_flops(run.model, stats),
-                            "latency_us_per_example_batch_1024": latency_per_example_us(run.model, run.spec,
-                                                                                        paths["test"]),
+                            "latency_us_per_example_batch_1024": 1000 * serving_latency_ms(
+                                run.model, run.spec, paths["test"], 1024, 20) / 1024,
                             "parameters": int(run.model.count_params())}
         aucs = [r["test"]["auc"] for r in per_seed]
         losses = [r["test"]["logloss"] for r in per_seed]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -31,6 +35,38 @@ def synthetic(name: str, n_train: int, n_valid: int = 20_000, n_test: int = 20_0
     if not all(Path(p).exists() for p in paths.values()):
         paths = write_synthetic(out, n_train, n_valid, n_test, config)
     return paths
+
+
+def benchmark_datasets(rows: int, adult: bool = True) -> dict:
+    """``{"synthetic_v100": splits, "adult": splits}``: Criteo-like synthetic data with 100 values per field and
+    ``rows`` training rows, and UCI Adult when it is present and wanted."""
+    config = dataclasses.replace(CRITEO_LIKE, vocabulary_size=100)
+    datasets = {"synthetic_v100": synthetic(f"criteo_like_v100_{rows}", rows, config=config)}
+    if adult and ADULT.exists():
+        datasets["adult"] = {s: str(ADULT / f"{s}.parquet") for s in ("train", "valid", "test")}
+    return datasets
+
+
+def serving_latency_ms(model, spec, test_path, batch: int, repeats: int) -> float:
+    """Median wall time (ms) of the exported SavedModel's ``serving_default`` on ``batch`` raw rows of
+    ``test_path`` (feature encoding in the graph included)."""
+    import pyarrow.parquet as pq
+    import tensorflow as tf
+
+    from tfctr.data.encoding import arrow_to_serving
+    from tfctr.export import export_saved_model
+
+    with tempfile.TemporaryDirectory() as base:
+        loaded = tf.saved_model.load(str(export_saved_model(model, spec, base, "m")))
+        serving = loaded.signatures["serving_default"]
+        feed = {k: tf.constant(v) for k, v in arrow_to_serving(pq.read_table(test_path).slice(0, batch), spec).items()}
+        serving(**feed)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            serving(**feed)["probability"].numpy()
+            times.append((time.perf_counter() - start) * 1000)
+    return float(np.median(times))
 
 
 def machine() -> dict:

@@ -11,20 +11,15 @@ epochs as distillation plus fine-tuning.
 """
 
 import argparse
-import dataclasses
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
-import tensorflow as tf
-from common import ADULT, CRITEO_LIKE, synthetic, write_result
+from common import benchmark_datasets, serving_latency_ms, write_result
 from measure import forward_flops_per_example
 
 from tfctr.data import parquet_dataset
-from tfctr.data.encoding import arrow_to_serving
-from tfctr.export import export_saved_model
 from tfctr.training import distill, load_run, train
 
 TEACHERS = {
@@ -32,21 +27,6 @@ TEACHERS = {
     "crossnet": ("dcnv2", {"num_cross_layers": 3, "hidden_units": []}, "outer"),
 }
 STAGES = ("teacher", "alone", "distilled", "finetuned")
-
-
-def serving_latency_ms(model, spec, test_path, batch, repeats):
-    with tempfile.TemporaryDirectory() as base:
-        exported = export_saved_model(model, spec, base, "m")
-        serving = tf.saved_model.load(str(exported)).signatures["serving_default"]
-        raw = arrow_to_serving(pq.read_table(test_path).slice(0, batch), spec)
-        feed = {k: tf.constant(v) for k, v in raw.items()}
-        serving(**feed)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            serving(**feed)["probability"].numpy()
-            times.append((time.perf_counter() - start) * 1000)
-    return float(np.median(times))
 
 
 def cost(model, spec, test_path):
@@ -106,10 +86,7 @@ def main():
     parser.add_argument("--finetune-epochs", type=int, default=2)
     parser.add_argument("--no-adult", action="store_true")
     args = parser.parse_args()
-    config = dataclasses.replace(CRITEO_LIKE, vocabulary_size=100)
-    datasets = {"synthetic_v100": synthetic(f"criteo_like_v100_{args.rows}", args.rows, config=config)}
-    if ADULT.exists() and not args.no_adult:
-        datasets["adult"] = {s: str(ADULT / f"{s}.parquet") for s in ("train", "valid", "test")}
+    datasets = benchmark_datasets(args.rows, adult=not args.no_adult)
     results = {}
     for data_name, paths in datasets.items():
         for teacher_name in args.teachers:

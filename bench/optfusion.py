@@ -8,14 +8,13 @@ bench/results/optfusion_graph.png.
 """
 
 import argparse
-import dataclasses
 import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from common import ADULT, CRITEO_LIKE, RESULTS, synthetic, write_result
+from common import RESULTS, benchmark_datasets, write_result
 from plot_fusion import draw_architecture
 
 from tfctr.models.fusion import fixed_architecture
@@ -61,10 +60,7 @@ def main():
     parser.add_argument("--arch-learning-rate", type=float, default=0.1)
     parser.add_argument("--no-adult", action="store_true")
     args = parser.parse_args()
-    config = dataclasses.replace(CRITEO_LIKE, vocabulary_size=100)
-    datasets = {"synthetic_v100": synthetic(f"criteo_like_v100_{args.rows}", args.rows, config=config)}
-    if ADULT.exists() and not args.no_adult:
-        datasets["adult"] = {s: str(ADULT / f"{s}.parquet") for s in ("train", "valid", "test")}
+    datasets = benchmark_datasets(args.rows, adult=not args.no_adult)
     results = {}
     for data_name, paths in datasets.items():
         for name in args.variants:

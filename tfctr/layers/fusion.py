@@ -186,13 +186,7 @@ class FusionGraph(tf.keras.layers.Layer):
         self.components, self.fusions = [], []  # flat lists, in the order of self.kept (no fusion for cross_0)
         for name in self.kept:
             node = nodes[name]
-            if name.startswith("cross"):
-                component = build_sublayer(VectorCross(name=name), [(None, width), (None, width)])
-            else:
-                component = build_sublayer(tf.keras.layers.Dense(
-                    1 if name == "output" else width, activation=None if name == "output" else "relu", name=name),
-                    (None, width))
-            self.components.append(component)
+            self.components.append(_component(name, width))
             if name != "cross_0":
                 ops = [node["operation"]] if "operation" in node else list(node["operations"])
                 weights = None if "operation" in node else [node["operations"][o] for o in ops]
@@ -218,6 +212,16 @@ class FusionGraph(tf.keras.layers.Layer):
         config = super().get_config()
         config.update(architecture=self.architecture)
         return config
+
+
+def _component(name: str, width: int):
+    """The built component of node ``name``: a DCN cross layer (``cross_*``), a ReLU dense layer of width w
+    (``mlp_*``) or the output dense layer."""
+    if name.startswith("cross"):
+        return build_sublayer(VectorCross(name=name), [(None, width), (None, width)])
+    output = name == "output"
+    return build_sublayer(tf.keras.layers.Dense(1 if output else width, activation=None if output else "relu",
+                                                name=name), (None, width))
 
 
 def straight_through(forward, surrogate):
@@ -259,14 +263,9 @@ class FusionSupernet(tf.keras.layers.Layer):
                                     initializer="glorot_normal")
         # flat lists (Keras saves flat sublayer lists): one component and one fusion per node j ≥ 2
         self.components, self.fusions = [], []
-        self.cross_0 = build_sublayer(VectorCross(name="cross_0"), [(None, width), (None, width)])
+        self.cross_0 = _component("cross_0", width)
         for j, name in enumerate(self.names[2:], start=2):
-            if name.startswith("cross"):
-                component = build_sublayer(VectorCross(name=name), [(None, width), (None, width)])
-            else:
-                component = build_sublayer(tf.keras.layers.Dense(
-                    1 if name == "output" else width, activation=None if name == "output" else "relu", name=name),
-                    (None, width))
+            component = _component(name, width)
             fusion = build_sublayer(FusionOperation(OPERATIONS, product_masked_as_zero=self.product_masked_as_zero,
                                                     name=f"fusion_{name}"), [(None, width)] * num_sources(j))
             self.components.append(component)
