@@ -4,7 +4,7 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 
-from tfctr.data import DataError, parquet_dataset, read_columns, write_synthetic
+from tfctr.data import DataError, parquet_dataset, read_columns, shard_rows, write_synthetic
 from tfctr.features import CategoricalFeature, FeatureSpec, NumericFeature
 from tfctr.training.train import exact_metrics  # noqa: F401  (import check of the evaluation path)
 
@@ -54,6 +54,13 @@ def test_shards_partition_the_rows(tmp_path, small_spec, files):
     assert min(len(p["C1"]) for p in parts) > 0
     merged = sorted(np.concatenate([p["I2"] * 1000 + p["C1"] for p in parts]).tolist())
     assert merged == sorted((full["I2"] * 1000 + full["C1"]).tolist())
+    assert [shard_rows(paths["valid"], 2, i) for i in range(2)] == [len(p["C1"]) for p in parts]
+    # shuffling permutes rows inside a shard, epoch after epoch, and never moves them to another shard
+    shuffled = parquet_dataset(paths["valid"], small_spec, 256, shuffle=True, shuffle_buffer=500, shard=(2, 0))
+    for _ in range(2):
+        epoch, _ = _collect(shuffled)
+        assert sorted((epoch["I2"] * 1000 + epoch["C1"]).tolist()) == sorted((parts[0]["I2"] * 1000
+                                                                              + parts[0]["C1"]).tolist())
 
 
 def test_drop_remainder_and_no_label(small_data, small_spec):

@@ -45,7 +45,8 @@ def _cmd_train(args):
                    epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                    embedding_dim=args.embedding_dim, seed=args.seed, patience=args.patience, spec=args.spec,
                    exclude=args.exclude, hyper_params=_parse_hp(args.hp), verbose=args.verbose,
-                   strategy=args.strategy, mixed_precision=args.mixed_precision)
+                   strategy=args.strategy, mixed_precision=args.mixed_precision,
+                   min_shard_bytes=args.min_shard_bytes)
     print(json.dumps(result.metrics, indent=1))
 
 
@@ -124,6 +125,7 @@ def _cmd_demo(args):
 
 def build_parser() -> argparse.ArgumentParser:
     from tfctr.models import available
+    from tfctr.training.distribute import STRATEGIES
 
     parser = argparse.ArgumentParser(prog="tfctr", description="CTR models from Parquet to TF Serving.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -156,10 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spec", help="a fitted spec.json to use instead of inferring and fitting one")
     p.add_argument("--exclude", nargs="*", default=[], help="columns that are not features")
     p.add_argument("--hp", nargs="*", metavar="NAME=VALUE", help="model hyper-parameters, values as JSON")
-    p.add_argument("--strategy", choices=["default", "mirrored"], default="default",
-                   help="tf.distribute strategy (mirrored: every local GPU; --batch-size is the global batch)")
+    p.add_argument("--strategy", choices=list(STRATEGIES), default="default",
+                   help="tf.distribute strategy: mirrored = every local GPU; multi_worker and parameter_server read "
+                        "the cluster from TF_CONFIG (run the same command on every task). --batch-size is the "
+                        "global batch, except under parameter_server where it is one worker's step")
     p.add_argument("--mixed-precision", action="store_true",
                    help="float16 (GPU) / bfloat16 (CPU) compute, float32 variables, logits and losses")
+    p.add_argument("--min-shard-bytes", type=int, default=1 << 20,
+                   help="parameter_server: variables of at least twice this size are split over the ps tasks")
     p.add_argument("--verbose", type=int, default=1)
     p.add_argument("--out", required=True, help="run directory")
     p.set_defaults(func=_cmd_train)

@@ -174,6 +174,8 @@ def parquet_dataset(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     files = resolve_paths(paths)
+    if shard is not None and len(files) >= shard[0]:  # whole files: shuffling then permutes this shard's files
+        files, shard = files[shard[1]::shard[0]], None
     for path in files:
         open_checked(path, spec, with_label=with_label)
     encoder = ArrowEncoder(spec)
@@ -239,6 +241,14 @@ def _split(features, labels, start, end, batch_size, with_label):
         yield (part, part_labels) if with_label else part
 
 
+def shard_rows(paths, num_shards: int, index: int) -> int:
+    """Rows that ``shard=(num_shards, index)`` reads from ``paths`` (whole files, or every num_shards-th row)."""
+    counts = [pq.ParquetFile(p).metadata.num_rows for p in resolve_paths(paths)]
+    if len(counts) >= num_shards:
+        return sum(counts[index::num_shards])
+    return len(range(index, sum(counts), num_shards))
+
+
 def read_columns(paths, columns: list[str]) -> dict[str, np.ndarray]:
     """Reads whole columns (e.g. labels, the true CTR of synthetic data) in file order, as NumPy arrays."""
     out: dict[str, list] = {c: [] for c in columns}
@@ -254,4 +264,4 @@ def read_columns(paths, columns: list[str]) -> dict[str, np.ndarray]:
 
 
 __all__ = ["DataError", "SpecError", "iter_record_batches", "parquet_dataset", "read_columns", "read_schema",
-           "resolve_paths", "validate_schema"]
+           "resolve_paths", "shard_rows", "validate_schema"]

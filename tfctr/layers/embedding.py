@@ -69,11 +69,11 @@ class FieldEmbedding(tf.keras.layers.Layer):
         if self._single:
             ids = tf.stack([tf.reshape(tf.cast(inputs[i], tf.int32), [-1]) for i in self._single], axis=1)
             ids = ids + tf.constant([self._offsets[i] for i in self._single], dtype=tf.int32)
-            parts.append(tf.gather(self.embeddings, ids))
+            parts.append(tf.nn.embedding_lookup(self.embeddings, ids))
         for i in self._pooled:
             ids = tf.cast(inputs[i], tf.int32)
             mask = tf.cast(ids >= 0, self.embeddings.dtype)[..., None]
-            vectors = tf.gather(self.embeddings, tf.maximum(ids, 0) + self._offsets[i]) * mask
+            vectors = tf.nn.embedding_lookup(self.embeddings, tf.maximum(ids, 0) + self._offsets[i]) * mask
             pooled = tf.reduce_sum(vectors, axis=1)
             if self.poolings[i] == "mean":
                 pooled = pooled / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)

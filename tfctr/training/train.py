@@ -14,23 +14,24 @@ A run directory holds:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import tensorflow as tf
 
 import tfctr
-from tfctr.data.parquet import parquet_dataset, read_columns, read_schema, resolve_paths
+from tfctr.data.parquet import parquet_dataset, read_columns, read_schema, shard_rows
 from tfctr.data.synthetic import TRUE_CTR_COLUMN
 from tfctr.features import FeatureSpec
 from tfctr.metrics import evaluate
 from tfctr.models import build, hyper_parameters
 from tfctr.training import distribute
 from tfctr.training.callbacks import TrainingThroughput
+from tfctr.training.distributed_input import split_inputs
 from tfctr.utils import set_seed
 
 
@@ -45,7 +46,7 @@ class TrainResult:
 
 
 def count_rows(paths) -> int:
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in resolve_paths(paths))
+    return shard_rows(paths, 1, 0)
 
 
 def predict_split(model: tf.keras.Model, paths, spec: FeatureSpec, batch_size: int = 8192) -> np.ndarray:
@@ -89,9 +90,11 @@ def compile_ctr(net: tf.keras.Model, learning_rate: float):
 
 
 def fit_with_early_stopping(net, train_data, valid_data, run_dir: Path, epochs: int, patience: int,
-                            train_rows: int, callbacks=None, verbose: int = 1) -> dict:
+                            train_rows: int, callbacks=None, verbose: int = 1, steps_per_epoch: int | None = None,
+                            validation_steps: int | None = None) -> dict:
     """``net.fit`` with the run directory's backup (resumable), early stopping on ``val_auc`` keeping the best
-    epoch's weights, TensorBoard logs and throughput; returns the ``"training"`` entry of ``metrics.json``."""
+    epoch's weights, TensorBoard logs and throughput; returns the ``"training"`` entry of ``metrics.json``.
+    ``train_rows``: rows of one epoch; ``steps_per_epoch``/``validation_steps`` for repeated cluster inputs."""
     throughput = TrainingThroughput(train_rows)
     callbacks = [
         tf.keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
@@ -100,8 +103,14 @@ def fit_with_early_stopping(net, train_data, valid_data, run_dir: Path, epochs: 
         tf.keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch"),
         throughput,
     ] + list(callbacks or [])
-    history = net.fit(train_data, validation_data=valid_data, epochs=epochs, callbacks=callbacks, verbose=verbose)
-    shutil.rmtree(run_dir / "backup", ignore_errors=True)  # finished: nothing left to resume
+    history = net.fit(train_data, validation_data=valid_data, epochs=epochs, callbacks=callbacks, verbose=verbose,
+                      steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
+    # finished: nothing left to resume. Other workers only remove the folder once their own copies are gone
+    if distribute.ClusterRole.from_environment().is_chief:
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            (run_dir / "backup").rmdir()
     return {"examples_per_second": throughput.examples_per_second,
             "epochs_run": len(history.history.get("loss", [])), "train_rows": throughput.rows_per_epoch,
             "best_val_auc": float(max(history.history.get("val_auc", [float("nan")])))}
@@ -147,6 +156,7 @@ def train(
     verbose: int = 1,
     strategy: str = "default",
     mixed_precision: bool = False,
+    min_shard_bytes: int = 1 << 20,
 ) -> TrainResult:
     """Trains model ``model`` on Parquet data and writes the run directory ``out``.
 
@@ -166,11 +176,20 @@ def train(
             reference.
         hyper_params: further hyper-parameters of the model builder.
         callbacks: extra Keras callbacks for ``fit`` (run after the backup of each epoch).
-        strategy: ``tfctr.training.distribute.strategy`` name: ``"default"`` or ``"mirrored"`` (every local GPU;
-            ``batch_size`` is the global batch, split over the replicas).
+        strategy: a ``tfctr.training.distribute`` strategy name: ``"default"``, ``"mirrored"`` (every local GPU),
+            ``"multi_worker"`` or ``"parameter_server"`` (the cluster in ``TF_CONFIG``; every task runs the same
+            call: under ``parameter_server`` worker and ps tasks serve and never return, the chief trains).
+            ``batch_size`` is the global batch (split over all replicas) except under ``parameter_server``,
+            where it is the batch of one worker's asynchronous step. Only the chief writes the run directory;
+            other workers return their metrics of training only.
         mixed_precision: compute in float16 (GPU) / bfloat16 (CPU) with float32 variables; logits, probabilities
             and losses stay float32.
+        min_shard_bytes: under ``parameter_server``, variables of at least twice this size are split row-wise
+            over the parameter servers.
     """
+    role = distribute.ClusterRole.from_environment()
+    if strategy == "parameter_server" and role.task_type in ("worker", "ps"):
+        distribute.serve_cluster_task()  # runs until the cluster is torn down
     set_seed(seed)
     run_dir = Path(out)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -179,19 +198,25 @@ def train(
     hp = dict(hyper_params or {})
     if embedding_dim is not None and "embedding_dim" in hyper_parameters(model):
         hp["embedding_dim"] = embedding_dim
-    policy = tf.keras.mixed_precision.global_policy()
-    if mixed_precision:
-        tf.keras.mixed_precision.set_global_policy(distribute.mixed_precision_policy())
-    try:
-        with distribute.strategy(strategy).scope():
-            net = build(model, spec, **hp)
-            compile_ctr(net, learning_rate)
-    finally:
-        tf.keras.mixed_precision.set_global_policy(policy)
-    train_data = parquet_dataset(train, spec, batch_size, shuffle=True, shuffle_buffer=shuffle_buffer, seed=seed)
-    valid_data = parquet_dataset(valid, spec, max(batch_size, 4096))
-    training = fit_with_early_stopping(net, train_data, valid_data, run_dir, epochs, patience, count_rows(train),
-                                       callbacks, verbose)
+
+    def build_compiled():
+        net = build(model, spec, **hp)
+        compile_ctr(net, learning_rate)
+        return net
+
+    with distribute.precision(mixed_precision), distribute.strategy(strategy, min_shard_bytes).scope():
+        net = build_compiled()
+    train_input, valid_input = split_inputs(strategy, train, valid, spec, batch_size, shuffle_buffer, seed,
+                                            run_dir / "encoded")
+    training = fit_with_early_stopping(net, train_input.data, valid_input.data, run_dir, epochs, patience,
+                                       train_input.rows_per_epoch, callbacks, verbose, train_input.steps,
+                                       valid_input.steps)
+    if strategy in distribute.CLUSTER_STRATEGIES:
+        with distribute.precision(mixed_precision):
+            net = distribute.local_copy(net, build_compiled)
+    if not role.is_chief:
+        return TrainResult(run_dir, net, spec, {"training": training})
+    shutil.rmtree(run_dir / "encoded", ignore_errors=True)
     metrics = split_metrics(net, spec, valid, test, oracle_column)
     metrics["training"] = training
     config = {
@@ -201,7 +226,7 @@ def train(
             train=str(train), valid=str(valid), test=test and str(test), label=label, epochs=epochs,
             batch_size=batch_size, learning_rate=learning_rate, seed=seed, patience=patience,
             oracle_column=oracle_column, shuffle_buffer=shuffle_buffer, strategy=strategy,
-            mixed_precision=mixed_precision),
+            mixed_precision=mixed_precision, workers=role.training_workers(strategy)),
     }
     write_run(run_dir, net, spec, metrics, config)
     return TrainResult(run_dir, net, spec, metrics)
