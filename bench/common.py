@@ -28,12 +28,15 @@ CRITEO_LIKE = SyntheticConfig(n_categorical=26, n_numeric=13, vocabulary_size=10
 
 
 def synthetic(name: str, n_train: int, n_valid: int = 20_000, n_test: int = 20_000,
-              config: SyntheticConfig = CRITEO_LIKE) -> dict:
+              config: SyntheticConfig = CRITEO_LIKE, files_per_split: int = 1) -> dict:
     """Synthetic splits cached under bench/.data/<name> (regenerated when missing)."""
     out = DATA / name
-    paths = {s: str(out / f"{s}.parquet") for s in ("train", "valid", "test")}
+    if files_per_split > 1:
+        paths = {s: str(out / s) for s in ("train", "valid", "test")}
+    else:
+        paths = {s: str(out / f"{s}.parquet") for s in ("train", "valid", "test")}
     if not all(Path(p).exists() for p in paths.values()):
-        paths = write_synthetic(out, n_train, n_valid, n_test, config)
+        paths = write_synthetic(out, n_train, n_valid, n_test, config, files_per_split=files_per_split)
     return paths
 
 

@@ -147,6 +147,19 @@ def optfusion_table(result):
     return "\n".join(lines)
 
 
+def distributed_table(result):
+    lines = [f"`tfctr train` of {', '.join(sorted({r['model'] for r in result['results']}))} on {result['rows']:,} "
+             f"rows (4 Parquet files per split), batch {result['batch_size']}, D = {result['embedding_dim']}, "
+             f"{result['epochs']} epochs; every task a process on 127.0.0.1 sharing the same cores. "
+             f"{_machine(result)}", "",
+             "| model | setup | tasks | ex/s | wall s | valid AUC | valid logloss |", "|---|---|---|---|---|---|---|"]
+    for r in result["results"]:
+        tasks = ", ".join(f"{n} × {job}" for job, n in (r["tasks"] or {"process": 1}).items())
+        lines.append(f"| {r['model']} | {r['setup']} | {tasks} | {r['examples_per_second']:,.0f} "
+                     f"| {r['wall_seconds']:.0f} | {r['valid_auc']:.4f} | {r['valid_logloss']:.4f} |")
+    return "\n".join(lines)
+
+
 def main():
     for title, name, render in (("Training throughput", "train_throughput", throughput_table),
                                 ("Input pipeline", "pipeline", pipeline_table),
@@ -157,7 +170,9 @@ def main():
                                 ("KD-DAGFM, fine-tuning at 1e-4", "kd_dagfm_finetune_1e-4", kd_dagfm_table),
                                 ("AdaEnsemble", "adaensemble", adaensemble_table),
                                 ("AdaEnsemble, 200,000 rows", "adaensemble_200k", adaensemble_table),
-                                ("OptFusion", "optfusion", optfusion_table)):
+                                ("OptFusion", "optfusion", optfusion_table),
+                                ("Distributed training", "distributed", distributed_table),
+                                ("Distributed training on a GPU", "distributed_gpu", distributed_table)):
         result = _load(name)
         if result:
             print(f"### {title}\n\n{render(result)}\n")
