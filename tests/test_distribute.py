@@ -45,3 +45,51 @@ def test_mixed_precision_trains_with_float32_logits(small_data, small_spec, tmp_
     assert result.metrics["valid"]["model"]["auc"] > 0.6
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["training"]["mixed_precision"] and config["training"]["strategy"] == "mirrored"
+
+
+def _tf_config(monkeypatch, cluster, task_type, index):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}}))
+
+
+def test_cluster_roles_from_tf_config(monkeypatch):
+    from tfctr.training.distribute import ClusterRole
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    alone = ClusterRole.from_environment()
+    assert alone.task_type is None and alone.is_chief and alone.training_workers("default") == 1
+    workers = {"worker": ["a:1", "b:1"]}
+    _tf_config(monkeypatch, workers, "worker", 0)
+    assert ClusterRole.from_environment().is_chief
+    _tf_config(monkeypatch, workers, "worker", 1)
+    role = ClusterRole.from_environment()
+    assert not role.is_chief and role.worker_index == 1 and role.training_workers("multi_worker") == 2
+    with_chief = {"chief": ["c:1"], "worker": ["a:1", "b:1"], "ps": ["p:1", "q:1"]}
+    _tf_config(monkeypatch, with_chief, "worker", 0)
+    role = ClusterRole.from_environment()
+    assert not role.is_chief and role.worker_index == 1  # the chief is worker 0 of the synchronous workers
+    assert role.training_workers("parameter_server") == 2 and role.num_parameter_servers == 2
+
+
+def test_cluster_misconfiguration_is_named(monkeypatch, small_data, small_spec):
+    from tfctr.data import DataError
+    from tfctr.training import strategy
+    from tfctr.training.distribute import ClusterRole
+    from tfctr.training.distributed_input import sharded_input
+
+    with pytest.raises(ValueError, match="strategy must be one of"):
+        strategy("horovod")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG"):
+        strategy("multi_worker")
+    _tf_config(monkeypatch, {"worker": ["a:1"], "ps": ["p:1"]}, "worker", 0)
+    with pytest.raises(ValueError, match="'chief' task .* worker:0"):
+        strategy("parameter_server")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="TF_CONFIG is not a valid cluster description"):
+        ClusterRole.from_environment()
+    _tf_config(monkeypatch, {"worker": ["a:1", "b:1", "c:1"]}, "worker", 0)
+    role = ClusterRole.from_environment()
+    with pytest.raises(ValueError, match="divisible by the 3 workers"):
+        sharded_input(small_data["valid"], small_spec, 512, role, 0, 0, "validation")
+    with pytest.raises(DataError, match="validation data .* fewer rows than its batch of 3000"):
+        sharded_input(small_data["valid"], small_spec, 9000, role, 0, 0, "validation")

@@ -1,11 +1,14 @@
 """Training: ``train`` (``tfctr train``), ``distill`` (KD-DAGFM), ``search_fusion`` (OptFusion),
-``BilevelTraining`` (AdaEnsemble's routers on validation data) and callbacks."""
+``BilevelTraining`` (AdaEnsemble's routers on validation data), ``strategy`` (``tf.distribute`` by name) and
+callbacks."""
 
 from tfctr.training.bilevel import BilevelTraining
 from tfctr.training.distill import Distiller, DistillResult, distill
+from tfctr.training.distribute import strategy
 from tfctr.training.fusion_search import FusionSearch, search_fusion
 from tfctr.training.routing import RoutingMetrics, routing_statistics
 from tfctr.training.train import TrainResult, load_run, train
 
 __all__ = ["BilevelTraining", "DistillResult", "Distiller", "FusionSearch", "RoutingMetrics", "TrainResult", "distill",
-           "load_run", "routing_statistics", "search_fusion", "train"]
+           "load_run", "routing_statistics", "search_fusion", "strategy",
+           "train"]
