@@ -153,16 +153,31 @@ def test_early_exit_returns_each_examples_chosen_depth_in_order():
     np.testing.assert_allclose(without(x0).numpy()[:, 0], per_depth[:, -1], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("mode", ["straight_through", "prior_only"])
-def test_the_controller_learns_from_the_ctr_loss_only_when_straight_through(mode):
+def _moved(gradients):
+    return any(g is not None and np.any(tf.convert_to_tensor(g).numpy() != 0) for g in gradients)
+
+
+@pytest.mark.parametrize("mode", ["straight_through", "routed", "prior_only"])
+def test_the_controller_learns_from_the_ctr_loss_unless_prior_only(mode):
     x0 = _slots(6, 32)
     network = _network(depth_training=mode, depth_load_weight=0.0)
     network(x0)
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(network(x0, training=True))
-    gradients = tape.gradient(loss, network.depth_gate.trainable_variables)
-    moved = any(g is not None and np.any(tf.convert_to_tensor(g).numpy() != 0) for g in gradients)
-    assert moved == (mode == "straight_through")
+    assert _moved(tape.gradient(loss, network.depth_gate.trainable_variables)) == (mode != "prior_only")
+
+
+@pytest.mark.parametrize("mode", ["straight_through", "routed"])
+def test_routed_estimators_learn_only_from_their_own_examples(mode):
+    x0 = _slots(8, 48)
+    network = _network(depth_training=mode, depth_load_weight=0.0)
+    network(x0)
+    row = x0[:1]  # one example: it reaches exactly one of the 3 estimators
+    unused = sorted({0, 1, 2} - {int(network.exit_depths(row)[0])})
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(network(row, training=True))
+    gradients = tape.gradient(loss, [network.estimators[d].trainable_variables for d in unused])
+    assert all(_moved(g) == (mode == "straight_through") for g in gradients)
 
 
 def test_network_round_trips_with_early_exit():

@@ -18,8 +18,11 @@ class AdaEnsembleNetwork(tf.keras.layers.Layer):
       exiting at d take ``logit_l``, and the outputs are stitched back in batch order;
     * training, ``depth_training="straight_through"`` (default): every depth's logit is computed for every
       example, the forward value is ``logit_{d(x)}`` (what serving computes) and the backward pass goes through
-      ``Σ_l softmax(g)_l · logit_l``; ``"prior_only"`` (the authors' code) uses ``logit_{d(x)}`` with no
-      gradient to the controller, which then learns from its load regulariser alone.
+      ``Σ_l softmax(g)_l · logit_l``, so every estimator is pushed by the error of the depth each example was
+      sent to; ``"routed"``: the same forward value, but each estimator and the layers below it learn only from
+      the examples routed to it (the gradient of ``logit_{d(x)}``), as serving uses them, and the controller
+      learns through ``Σ_l softmax(g)_l · stop_gradient(logit_l)``; ``"prior_only"`` (the authors' code) uses
+      ``logit_{d(x)}`` with no gradient to the controller, which then learns from its load regulariser alone.
 
     The controller's load-distribution regulariser (``depth_load_weight``, expected depths ``depth_prior``) is a
     layer loss in training (``tfctr.training.routing_statistics`` reports the exit depths). Without controller the
@@ -40,7 +43,7 @@ class AdaEnsembleNetwork(tf.keras.layers.Layer):
         self.num_layers = positive_int("AdaEnsembleNetwork", "num_layers", num_layers)
         self.controller = bool(controller)
         self.depth_training = choice("AdaEnsembleNetwork", "depth_training", depth_training,
-                                     {"straight_through", "prior_only"})
+                                     {"straight_through", "routed", "prior_only"})
         self.depth_prior = _check_prior("AdaEnsembleNetwork", depth_prior, self.num_layers)
         self.depth_load_weight = float(depth_load_weight)
         self.moe_args = dict(experts=list(experts), k=k, num_subspaces=num_subspaces, num_fields=num_fields,
@@ -108,9 +111,12 @@ class AdaEnsembleNetwork(tf.keras.layers.Layer):
         chosen = tf.cast(gates > 0, x0.dtype)
         per_depth = self.depth_logits(x0, training=True)
         hard = tf.reduce_sum(chosen * per_depth, axis=1, keepdims=True)
+        weights = tf.nn.softmax(logits, axis=1)
         if self.depth_training == "straight_through":
-            soft = tf.reduce_sum(tf.nn.softmax(logits, axis=1) * per_depth, axis=1, keepdims=True)
-            output = straight_through(hard, soft)
+            output = straight_through(hard, tf.reduce_sum(weights * per_depth, axis=1, keepdims=True))
+        elif self.depth_training == "routed":
+            soft = tf.reduce_sum(weights * tf.stop_gradient(per_depth), axis=1, keepdims=True)
+            output = hard + soft - tf.stop_gradient(soft)
         else:
             output = hard
         self.add_loss(self.depth_load_weight * load_distribution_loss(logits, chosen, self.depth_prior))
