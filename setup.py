@@ -22,7 +22,7 @@ setup(
         "numpy>=1.26",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.5"],
+        "test": ["pytest>=8", "ruff>=0.5", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29", "matplotlib>=3.8"],
         "bench": ["matplotlib>=3.8"],
     },
     entry_points={"console_scripts": ["tfctr=tfctr.cli:main"]},
