@@ -1,7 +1,8 @@
 """AdaEnsemble (the paper's Tables 2-4) on synthetic data with first- to third-order interactions, over seeds:
 SparseMoE k = 1..4 with the depth controller, the same k = 3 without controller (full depth), DenseMoE (every
 expert everywhere), each expert alone (k = 1 over one expert, full depth) and the ensemble of those single-expert
-models (their predicted probabilities averaged).
+models (their predicted probabilities averaged); ablations: the controller trained with ``depth_training="routed"``,
+and k = 3 without controller with no gate jitter or with a tenth of the load-regulariser weight.
 
 Per model: test AUC/logloss (mean ± std), inference cost per example and exit depths. Cost is measured two ways on
 seed 0's trained models: latency of the exported SavedModel's ``serving_default`` at batch 1024 (per example),
@@ -30,6 +31,9 @@ from tfctr.training.train import predict_split
 VARIANTS = {f"sparse_k{k}": {"k": k} for k in (1, 2, 3, 4)}
 VARIANTS["sparse_k3_no_controller"] = {"k": 3, "controller": False}
 VARIANTS["densemoe"] = {"model": "densemoe"}
+VARIANTS["sparse_k3_routed"] = {"k": 3, "depth_training": "routed"}
+VARIANTS["sparse_k3_nc_jitter0"] = {"k": 3, "controller": False, "jitter": 0.0}
+VARIANTS["sparse_k3_nc_load01"] = {"k": 3, "controller": False, "load_weight": 0.1}
 VARIANTS.update({f"only_{e}": {"experts": [e], "k": 1, "controller": False} for e in DEFAULT_EXPERTS})
 
 

@@ -170,6 +170,8 @@ def main():
                                 ("KD-DAGFM, fine-tuning at 1e-4", "kd_dagfm_finetune_1e-4", kd_dagfm_table),
                                 ("AdaEnsemble", "adaensemble", adaensemble_table),
                                 ("AdaEnsemble, 200,000 rows", "adaensemble_200k", adaensemble_table),
+                                ("AdaEnsemble, depth training and gate ablations", "adaensemble_depth_training",
+                                 adaensemble_table),
                                 ("OptFusion", "optfusion", optfusion_table),
                                 ("Distributed training", "distributed", distributed_table),
                                 ("Distributed training on a GPU", "distributed_gpu", distributed_table)):
