@@ -22,7 +22,6 @@ import argparse
 import dataclasses
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,8 @@ import time
 from pathlib import Path
 
 from common import CRITEO_LIKE, synthetic, write_result
+
+from tfctr.utils import free_ports
 
 TFCTR = [sys.executable, "-m", "tfctr.cli"]
 SETUPS = {
@@ -40,16 +41,6 @@ SETUPS = {
     "mirrored": {"strategy": "mirrored", "cluster": None},
     "mirrored_mixed": {"strategy": "mirrored", "cluster": None, "mixed_precision": True},
 }
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def run_setup(setup: dict, command: list[str], run_dir: Path) -> dict:

@@ -6,7 +6,6 @@ ParameterServerStrategy with a coordinator, 2 workers and 2 parameter servers.""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ import tensorflow as tf
 from tfctr.data.encoding import arrow_to_serving
 from tfctr.training import load_run
 from tfctr.training.train import predict_split
+from tfctr.utils import free_ports
 
 SCRIPT = Path(__file__).parent / "scripts" / "cluster_task.py"
 TFCTR = Path(sys.executable).parent / "tfctr"
@@ -26,18 +26,8 @@ ENV = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
 TIMEOUT = 240
 
 
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _cluster(**tasks):
-    ports = iter(_free_ports(sum(tasks.values())))
+    ports = iter(free_ports(sum(tasks.values())))
     return {job: [f"127.0.0.1:{next(ports)}" for _ in range(n)] for job, n in tasks.items()}
 
 

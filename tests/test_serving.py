@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,15 +23,10 @@ from tfctr.data import parquet_dataset
 from tfctr.export import export_saved_model
 from tfctr.serving import Client
 from tfctr.training.train import predict_split
+from tfctr.utils import free_ports
 
 TFCTR = Path(sys.executable).parent / "tfctr"
 ENV = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _trained(spec, data, seed):
@@ -48,7 +42,7 @@ def served(small_data, small_spec, tmp_path_factory):
     base = tmp_path_factory.mktemp("serving")
     model = _trained(small_spec, small_data, 0)
     export_saved_model(model, small_spec, base, "ctr")
-    port, rest_port = _free_port(), _free_port()
+    port, rest_port = free_ports(2)
     process = subprocess.Popen([str(TFCTR), "serve", "--model-base-path", str(base), "--model-name", "ctr",
                                 "--port", str(port), "--rest-port", str(rest_port), "--poll-seconds", "0.2"], env=ENV,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -225,7 +219,7 @@ def test_predict_cli_against_the_server(served, small_data, tmp_path):
 
 def test_sigterm_stops_the_server_cleanly(small_data, small_spec, tmp_path):
     export_saved_model(_trained(small_spec, small_data, 3), small_spec, tmp_path, "ctr")
-    port = _free_port()
+    (port,) = free_ports(1)
     process = subprocess.Popen([str(TFCTR), "serve", "--model-base-path", str(tmp_path), "--model-name", "ctr",
                                 "--port", str(port)], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     with Client("127.0.0.1", port, "ctr", timeout=30, retries=0) as client:
@@ -257,7 +251,7 @@ def test_server_side_batching_merges_concurrent_requests(small_data, small_spec,
     export_saved_model(model, small_spec, tmp_path, "ctr")
     repository = ModelRepository(tmp_path, ["ctr"], poll_seconds=0)
     batcher = Batcher(max_batch_size=64, timeout_ms=50)
-    port = _free_port()
+    (port,) = free_ports(1)
     server = make_server(repository, port, batcher=batcher)
     table = pq.read_table(small_data["valid"]).slice(0, 64)
     expected = predict_split(model, small_data["valid"], small_spec)[:64]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ from tfctr.export import export_saved_model
 from tfctr.serving import Client
 from tfctr.training import train
 from tfctr.training.train import predict_split
+from tfctr.utils import free_ports
 
 DEMO_CONFIG = SyntheticConfig(vocabulary_size=50, n_list=1, seed=7)
 
@@ -71,9 +71,7 @@ def run_demo(out_dir="demo_out", train_rows: int = 200_000, epochs: int = 3, che
 
 def _serve_and_compare(model_base_path: Path, rows, expected) -> float:
     """Starts ``tfctr serve`` on a free loopback port, predicts ``rows`` over gRPC, stops the server."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    (port,) = free_ports(1)
     tfctr_cli = [sys.executable, "-m", "tfctr.cli"]
     server = subprocess.Popen(tfctr_cli + ["serve", "--model-base-path", str(model_base_path), "--model-name",
                                            "dcnv2", "--port", str(port)],

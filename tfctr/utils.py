@@ -23,3 +23,17 @@ def set_seed(seed: int, deterministic_ops: bool = False) -> None:
     os.environ["PYTHONHASHSEED"] = str(seed)
     if deterministic_ops:
         tf.config.experimental.enable_op_determinism()
+
+
+def free_ports(count: int = 1) -> list[int]:
+    """``count`` distinct TCP ports free on 127.0.0.1 now (for local servers and cluster tasks)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
