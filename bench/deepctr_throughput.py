@@ -45,6 +45,7 @@ def main():
     parser.add_argument("--data", required=True)
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--embedding-dim", type=int, default=16)
+    parser.add_argument("--min-seconds", type=float, default=15.0)
     args = parser.parse_args()
     from deepctr.feature_column import SparseFeat
 
@@ -58,7 +59,7 @@ def main():
         return
     model = available[args.one]()
     model.compile(tf.keras.optimizers.Adam(1e-3), "binary_crossentropy")
-    print(json.dumps(measure_model(model, inputs, data["label"], args.batch_size)))
+    print(json.dumps(measure_model(model, inputs, data["label"], args.batch_size, args.min_seconds)))
 
 
 if __name__ == "__main__":

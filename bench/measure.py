@@ -75,9 +75,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure_model(model, inputs: dict, labels: np.ndarray, batch_size: int) -> dict:
+def measure_model(model, inputs: dict, labels: np.ndarray, batch_size: int, min_seconds: float = 15.0) -> dict:
     """Every measurement of one compiled model: training speed, parameters, FLOPs, latency, peak RSS."""
-    result = training_examples_per_second(model, inputs, labels, batch_size)
+    result = training_examples_per_second(model, inputs, labels, batch_size, min_seconds=min_seconds)
     result.update(parameters=model.count_params(),
                   train_flops_per_example=3 * forward_flops_per_example(model, inputs),
                   latency_ms_batch_1=inference_latency_ms(model, inputs, 1),

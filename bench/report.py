@@ -5,7 +5,7 @@
 
 import json
 
-from common import RESULTS
+from common import BENCH_DIR, RESULTS
 
 
 def _load(name):
@@ -158,6 +158,17 @@ def distributed_table(result):
         lines.append(f"| {r['model']} | {r['setup']} | {tasks} | {r['examples_per_second']:,.0f} "
                      f"| {r['wall_seconds']:.0f} | {r['valid_auc']:.4f} | {r['valid_logloss']:.4f} |")
     return "\n".join(lines)
+
+
+def write_report(path=BENCH_DIR.parent / "BENCHMARKS.md"):
+    import contextlib
+    import io
+
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        main()
+    path.write_text("# tfctr benchmarks\n\n" + text.getvalue())
+    return path
 
 
 def main():

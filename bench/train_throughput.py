@@ -64,7 +64,7 @@ def load_encoded(path: Path):
     return inputs, data["label"], {str(n): int(s) for n, s in zip(data["names"], data["sizes"])}
 
 
-def run_one(name: str, data_path: Path, batch_size: int, embedding_dim: int) -> dict:
+def run_one(name: str, data_path: Path, batch_size: int, embedding_dim: int, min_seconds: float) -> dict:
     import tensorflow as tf
     from measure import measure_model
 
@@ -78,12 +78,13 @@ def run_one(name: str, data_path: Path, batch_size: int, embedding_dim: int) -> 
         hp = {**hp, "embedding_dim": embedding_dim}
     model = models.build(model_name, spec, **hp)
     model.compile(tf.keras.optimizers.Adam(1e-3), "binary_crossentropy")
-    return measure_model(model, inputs, labels, batch_size)
+    return measure_model(model, inputs, labels, batch_size, min_seconds)
 
 
 def _subprocess(python, script, name, data_path, args) -> dict | None:
     command = [str(python), str(BENCH_DIR / script), "--one", name, "--data", str(data_path),
-               "--batch-size", str(args.batch_size), "--embedding-dim", str(args.embedding_dim)]
+               "--batch-size", str(args.batch_size), "--embedding-dim", str(args.embedding_dim),
+               "--min-seconds", str(args.min_seconds)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=BENCH_DIR,
                           env={**__import__("os").environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"})
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -100,11 +101,12 @@ def main():
     parser.add_argument("--embedding-dim", type=int, default=16)
     parser.add_argument("--models", nargs="*", default=list(CONFIGS))
     parser.add_argument("--no-deepctr", action="store_true")
+    parser.add_argument("--min-seconds", type=float, default=15.0, help="timed training per model (at most 40 steps)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, Path(args.data), args.batch_size, args.embedding_dim)))
+        print(json.dumps(run_one(args.one, Path(args.data), args.batch_size, args.embedding_dim, args.min_seconds)))
         return
 
     from measure import matmul_peak_flops
@@ -127,7 +129,7 @@ def main():
                       f"{measured['peak_rss_mb']:7,.0f} MB RSS  latency {measured['latency_ms_batch_1']:.2f} ms (1) "
                       f"{measured['latency_ms_batch_1024']:.2f} ms (1024)")
         results[name] = entry
-    write_result("train_throughput", {"rows": args.rows, "batch_size": args.batch_size,
+    write_result("train_throughput", {"rows": args.rows, "batch_size": args.batch_size, "min_seconds": args.min_seconds,
                                       "embedding_dim": args.embedding_dim, "matmul_peak_flops": peak,
                                       "deepctr": use_deepctr, "models": results})
 
