@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: test demo bench bench-deepctr-venv clean
+.PHONY: test demo bench bench-report bench-deepctr-venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,12 +32,13 @@ bench/.venv-deepctr/bin/python:
 
 bench-deepctr-venv: bench/.venv-deepctr/bin/python
 
-# one benchmark at a time: they share the 2 cores
+# the whole suite, one benchmark at a time (they share the cores), then BENCHMARKS.md and its plots (< 1 h on 2 cores)
 bench: $(VENV)/.installed-bench bench-deepctr-venv
-	$(BIN)/python bench/train_throughput.py
-	$(BIN)/python bench/pipeline.py
-	$(BIN)/python bench/quality.py
-	$(BIN)/python bench/quality.py --vocabulary-size 1000
+	$(BIN)/python bench/all.py
+
+# BENCHMARKS.md, the plots and README's summary again from bench/results, without running anything
+bench-report: $(VENV)/.installed-bench
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf demo_out .pytest_cache build *.egg-info

@@ -1,5 +1,5 @@
 """The ``tfctr`` command line:
-``tfctr synth | train | distill | search-fusion | export | serve | predict | convert | demo``.
+``tfctr synth | train | distill | search-fusion | export | serve | predict | convert | demo | bench``.
 """
 
 from __future__ import annotations
@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -121,6 +123,19 @@ def _cmd_demo(args):
     from tfctr.demo import run_demo
 
     run_demo(args.out, train_rows=args.train_rows, epochs=args.epochs)
+
+
+BENCH_SCRIPTS = {"all": ["all.py"], "list": ["all.py", "--list"], "report": ["report.py"]}
+
+
+def _cmd_bench(args):
+    script, *flags = BENCH_SCRIPTS[args.action]
+    path = Path(__file__).resolve().parent.parent / "bench" / script
+    if not path.exists():
+        raise FileNotFoundError(f"tfctr bench runs the benchmark suite of a source checkout ({path} is missing): "
+                                "clone the repository and `pip install -e .` there")
+    command = [sys.executable, str(path), *flags] + (["--only", *args.only] if args.only else [])
+    raise SystemExit(subprocess.run(command, cwd=path.parent).returncode)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-rows", type=int, default=200_000)
     p.add_argument("--epochs", type=int, default=3)
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("bench", help="run the benchmark suite and write BENCHMARKS.md (source checkout only)")
+    p.add_argument("action", choices=sorted(BENCH_SCRIPTS),
+                   help="all: run every benchmark, then the report; list: print the suite's commands; report: "
+                        "re-render BENCHMARKS.md, its plots and README's summary from bench/results")
+    p.add_argument("--only", nargs="+", help="with all: run only these jobs (result names, see list)")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

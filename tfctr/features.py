@@ -77,6 +77,7 @@ class CategoricalFeature:
 
     @property
     def fitted(self) -> bool:
+        """True once the vocabulary is known (or the feature is hashed, which needs no fitting)."""
         return self.hash_bins is not None or self.vocabulary is not None
 
     @property
@@ -90,9 +91,11 @@ class CategoricalFeature:
 
     @property
     def is_embedded(self) -> bool:
+        """Always True: a categorical is one field of the embedding tensor."""
         return True
 
     def accepts(self, arrow_type: pa.DataType) -> bool:
+        """Whether a Parquet column of ``arrow_type`` can feed this feature (strings or integers per ``dtype``)."""
         if self.dtype == "string":
             return _is_string_like(arrow_type)
         return pa.types.is_integer(arrow_type)
@@ -128,9 +131,11 @@ class ListFeature(CategoricalFeature):
 
     @property
     def fitted(self) -> bool:
+        """True once the vocabulary and ``max_length`` (the padded list length) are known."""
         return super().fitted and self.max_length is not None
 
     def accepts(self, arrow_type: pa.DataType) -> bool:
+        """Whether a Parquet column of ``arrow_type`` can feed this feature (a list of strings or integers)."""
         if not (pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)):
             return False
         value_type = arrow_type.value_type
@@ -166,16 +171,19 @@ class NumericFeature:
 
     @property
     def is_embedded(self) -> bool:
+        """True for bucketised numerics (one embedded field); False for standardised ones (a dense column)."""
         return self.transform != "standardize"
 
     @property
     def fitted(self) -> bool:
+        """True once the bucket boundaries (or, standardised, the mean and std) are known."""
         if self.transform == "standardize":
             return self.mean is not None and self.std is not None
         return self.boundaries is not None
 
     @property
     def vocabulary_size(self) -> int:
+        """Embedding rows: one per bucket plus id 0 for a missing value."""
         if not self.is_embedded:
             raise SpecError(f"feature '{self.name}' is standardised, it has no vocabulary")
         if self.boundaries is None:
@@ -183,6 +191,7 @@ class NumericFeature:
         return len(self.boundaries) + 2
 
     def accepts(self, arrow_type: pa.DataType) -> bool:
+        """Whether a Parquet column of ``arrow_type`` can feed this feature (integer, float or boolean)."""
         return pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or pa.types.is_boolean(arrow_type)
 
 
@@ -236,6 +245,7 @@ class FeatureSpec:
 
     @property
     def names(self) -> list[str]:
+        """Feature (column) names in spec order, the label excluded."""
         return [f.name for f in self.features]
 
     @property
@@ -250,9 +260,11 @@ class FeatureSpec:
 
     @property
     def fitted(self) -> bool:
+        """True when every feature is fitted."""
         return all(f.fitted for f in self.features)
 
     def require_fitted(self) -> None:
+        """Raises ``SpecError`` naming the features that are not fitted yet."""
         missing = [f.name for f in self.features if not f.fitted]
         if missing:
             raise SpecError(f"FeatureSpec is not fitted for features {missing}: call spec.fit(paths) first")
@@ -325,6 +337,7 @@ class FeatureSpec:
 
     # ----------------------------------------------------------------------------------------- JSON
     def to_dict(self) -> dict:
+        """A JSON-ready dict: the label and every feature with its kind and fitted state."""
         return {
             "label": self.label,
             "features": [{"kind": f.kind, **dataclasses.asdict(f)} for f in self.features],
@@ -332,21 +345,26 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> FeatureSpec:
+        """The inverse of ``to_dict``."""
         features = [_feature_from_override(d["name"], d) for d in data["features"]]
         return cls(features, label=data["label"])
 
     def to_json(self) -> str:
+        """``to_dict`` as indented JSON text."""
         return json.dumps(self.to_dict(), indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> FeatureSpec:
+        """The inverse of ``to_json``."""
         return cls.from_dict(json.loads(text))
 
     def save(self, path) -> None:
+        """Writes ``to_json()`` to ``path`` (a run directory's ``spec.json``)."""
         Path(path).write_text(self.to_json())
 
     @classmethod
     def load(cls, path) -> FeatureSpec:
+        """Reads a spec written by ``save``."""
         return cls.from_json(Path(path).read_text())
 
     def __eq__(self, other) -> bool:

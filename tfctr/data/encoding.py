@@ -58,9 +58,11 @@ class ArrowEncoder:
         }
 
     def encode(self, batch: pa.RecordBatch) -> dict[str, np.ndarray]:
+        """Model inputs ``{feature name: ids [n] / padded ids [n, max_length] / floats [n]}`` of a record batch."""
         return {f.name: self.encode_column(f, batch.column(f.name)) for f in self.spec.features}
 
     def encode_column(self, feature, column) -> np.ndarray:
+        """One feature's model input from its Arrow column (the vectorised twin of ``encode_tensor``)."""
         column = _to_array(column)
         if isinstance(feature, ListFeature):
             return self._encode_list(feature, column)
@@ -152,6 +154,8 @@ class RawFeatureEncoder(tf.keras.layers.Layer):
         return {f.name: self.encode_tensor(f, raw[f.name]) for f in self.spec.features}
 
     def encode_tensor(self, feature, values: tf.Tensor) -> tf.Tensor:
+        """One feature's model input from its raw serving tensor, with TF ops (the graph twin of
+        ``ArrowEncoder.encode_column``: the same ids for the same raw values)."""
         if isinstance(feature, ListFeature):
             tokens = tf.strings.split(values, sep=feature.separator)
             tokens = tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, MISSING_STRING))

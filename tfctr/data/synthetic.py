@@ -184,6 +184,7 @@ class SyntheticCTR:
         return first, second, third, user
 
     def true_logit(self, cats, counts, lists) -> np.ndarray:
+        """The generating logit of each row: bias + the scaled first-, second-, third-order and user parts."""
         parts = self._logit_parts(cats, counts, lists)
         return self.bias + sum(scale * part for scale, part in zip(self.scales, parts))
 

@@ -82,6 +82,7 @@ class CompressedInteraction(tf.keras.layers.Layer):
 
     @property
     def output_dim(self) -> int:
+        """Width of the output: the summed feature maps of every layer that feeds the output."""
         return sum(self._next_and_output(k, s)[1] for k, s in enumerate(self.layer_sizes))
 
     def build(self, input_shape):

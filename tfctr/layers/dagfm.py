@@ -144,6 +144,7 @@ class DAGFM(tf.keras.layers.Layer):
 
     @property
     def needs_folding(self) -> bool:
+        """True when the DAG mask is applied in the graph; ``serving_form`` multiplies it into the weights."""
         return self.apply_mask
 
     def serving_form(self):

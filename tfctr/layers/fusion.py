@@ -178,6 +178,7 @@ class FusionGraph(tf.keras.layers.Layer):
 
     @property
     def architecture(self) -> dict:
+        """The architecture dict this graph was built from (stored as JSON, so Keras does not wrap it)."""
         return json.loads(self._architecture_json)
 
     def build(self, input_shape):

@@ -96,6 +96,7 @@ class NoisyCosineGate(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def temperature(self):
+        """The cosine logits' positive temperature, softplus(raw) + 1e-3."""
         return tf.nn.softplus(self.temperature_raw) + 1e-3
 
     def call(self, x0, training=False):
@@ -239,6 +240,7 @@ class TopKAnnealing(tf.keras.callbacks.Callback):
         self.step = 0
 
     def k_at(self, step: int) -> int:
+        """The k of the schedule at training step ``step`` (the last one after the final boundary)."""
         for boundary, k in self.schedule:
             if step < boundary:
                 return k
