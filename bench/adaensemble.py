@@ -2,7 +2,9 @@
 SparseMoE k = 1..4 with the depth controller, the same k = 3 without controller (full depth), DenseMoE (every
 expert everywhere), each expert alone (k = 1 over one expert, full depth) and the ensemble of those single-expert
 models (their predicted probabilities averaged); ablations: the controller trained with ``depth_training="routed"``,
-and k = 3 without controller with no gate jitter or with a tenth of the load-regulariser weight.
+k = 3 without controller with no gate jitter or with a tenth of the load-regulariser weight, and k annealed from
+5 experts down to 3 over the first half of training (``TopKAnnealing``, the paper's dense → sparse schedule)
+with and without the controller.
 
 Per model: test AUC/logloss (mean ± std), inference cost per example and exit depths. Cost is measured two ways on
 seed 0's trained models: latency of the exported SavedModel's ``serving_default`` at batch 1024 (per example),
@@ -22,7 +24,8 @@ import tensorflow as tf
 from common import benchmark_datasets, serving_latency_ms, write_result
 
 from tfctr.data import parquet_dataset, read_columns
-from tfctr.layers import AdaEnsembleNetwork
+from tfctr.layers import AdaEnsembleNetwork, TopKAnnealing
+from tfctr.layers.moe import annealing_schedule
 from tfctr.metrics import evaluate
 from tfctr.models.ensemble import DEFAULT_EXPERTS
 from tfctr.training import routing_statistics, train
@@ -34,6 +37,9 @@ VARIANTS["densemoe"] = {"model": "densemoe"}
 VARIANTS["sparse_k3_routed"] = {"k": 3, "depth_training": "routed"}
 VARIANTS["sparse_k3_nc_jitter0"] = {"k": 3, "controller": False, "jitter": 0.0}
 VARIANTS["sparse_k3_nc_load01"] = {"k": 3, "controller": False, "load_weight": 0.1}
+# "anneal": the fraction of the training steps over which k goes from every expert down to the model's k
+VARIANTS["sparse_k3_annealed"] = {"k": 3, "anneal": 0.5}
+VARIANTS["sparse_k3_nc_annealed"] = {"k": 3, "controller": False, "anneal": 0.5}
 VARIANTS.update({f"only_{e}": {"experts": [e], "k": 1, "controller": False} for e in DEFAULT_EXPERTS})
 
 
@@ -63,6 +69,15 @@ def expected_flops(model, stats) -> float:
     return total
 
 
+def _annealing(fraction: float, hp: dict, args) -> list:
+    """``TopKAnnealing`` lowering k by one every ``stage`` steps from every expert to ``hp["k"]``, reaching it
+    after ``fraction`` of the training steps."""
+    experts = len(hp.get("experts", DEFAULT_EXPERTS))
+    total_steps = -(-args.rows // args.batch_size) * args.epochs
+    stage = max(1, int(fraction * total_steps / max(experts - hp["k"], 1)))
+    return [TopKAnnealing(annealing_schedule(experts, hp["k"], stage))]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=50_000)
@@ -80,6 +95,7 @@ def main():
     for name in args.variants:
         variant = dict(VARIANTS[name])
         model_name = variant.pop("model", "adaensemble")
+        anneal = variant.pop("anneal", None)
         hp = dict(embedding_dim=args.embedding_dim, num_layers=args.layers, **variant)
         if model_name == "adaensemble":
             hp.setdefault("depth_prior", [0.1, 0.2, 0.6, 0.1] if args.layers == 4 else None)
@@ -89,7 +105,8 @@ def main():
                 start = time.perf_counter()
                 run = train(paths["train"], paths["valid"], out, model=model_name, test=paths["test"],
                             epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                            seed=seed, patience=1, hyper_params=hp, verbose=0)
+                            seed=seed, patience=1, hyper_params=hp, verbose=0,
+                            callbacks=_annealing(anneal, hp, args) if anneal else None)
                 seconds = time.perf_counter() - start
                 if name.startswith("only_"):
                     singles.setdefault(seed, []).append(predict_split(run.model, paths["test"], run.spec))

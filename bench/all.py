@@ -37,7 +37,7 @@ ADAENSEMBLE_VARIANTS = ("sparse_k1", "sparse_k2", "sparse_k3", "sparse_k4", "spa
                         "only_attention")
 SUITE = (
     Job("pipeline", ("pipeline.py",)),
-    Job("train_throughput", ("train_throughput.py", "--min-seconds", "8")),
+    Job("train_throughput", ("train_throughput.py", "--min-seconds", "6")),
     Job("serving", ("serving.py", "--seconds", "2")),
     Job("serving_adaensemble", ("serving.py", "--model", "adaensemble", "--seconds", "2")),
     Job("apg", ("apg.py",)),
@@ -45,9 +45,9 @@ SUITE = (
     Job("quality_v100_users4_wdl_apg_wdl_dcnv2_apg_dcnv2",
         ("quality.py", "--models", "wdl", "apg_wdl", "dcnv2", "apg_dcnv2", "--user-groups", "4", "--seeds", "0", "1")),
     Job("kd_dagfm", ("kd_dagfm.py", "--rows", "50000", "--seeds", "0", "1")),
-    Job("adaensemble", ("adaensemble.py", "--rows", "25000", "--seeds", "0", "1",
+    Job("adaensemble", ("adaensemble.py", "--rows", "20000", "--seeds", "0", "1",
                         "--variants", *ADAENSEMBLE_VARIANTS)),
-    Job("optfusion", ("optfusion.py", "--rows", "20000", "--epochs", "2", "--seeds", "0", "1")),
+    Job("optfusion", ("optfusion.py", "--rows", "15000", "--epochs", "2", "--seeds", "0", "1")),
     Job("distributed", ("distributed.py", "--rows", "100000")),
 )
 

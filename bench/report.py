@@ -191,6 +191,14 @@ def apg_table(result):
     return "\n".join(lines)
 
 
+def notebooks_table(result):
+    lines = [f"Each notebook top to bottom in a Jupyter kernel (nbclient) at `TFCTR_NOTEBOOK_SIZE={result['size']}`, "
+             f"one at a time. {_machine(result)}", "", "| notebook | seconds | status |", "|---|---|---|"]
+    lines += [f"| `notebooks/{r['notebook']}` | {r['seconds']:.0f} | {'ok' if r['ok'] else 'ERROR'} |"
+              for r in result["runs"]]
+    return "\n".join(lines)
+
+
 def claims_table(results):
     lines = ["| paper | the paper reports (its data, its hardware) | measured here | result |", "|---|---|---|---|"]
     for claim, measured in claim_rows(results):
@@ -248,6 +256,8 @@ SECTIONS = (
      "Every task is a process on the same cores, so no speed-up is possible: the table is the price of each "
      "strategy."),
     ("Distributed training on a GPU", "distributed_gpu", distributed_table, None, ""),
+    ("Notebooks at full size", "notebooks", notebooks_table, None,
+     "`make test` runs the same notebooks at `small` size (`tests/test_notebooks.py`)."),
 )
 SUITE_RESULTS = {name for _, name, *_ in SECTIONS}
 # result files that other commands produced (larger or ablation runs): shown after the suite's sections
