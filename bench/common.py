@@ -90,7 +90,9 @@ def machine() -> dict:
 def write_result(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    record = {"command": " ".join([Path(sys.executable).name] + sys.argv), "machine": machine(),
+    script = Path(sys.argv[0]).resolve()
+    argv = [f"bench/{script.name}" if script.parent == BENCH_DIR else sys.argv[0], *sys.argv[1:]]
+    record = {"command": " ".join(["python", *argv]), "machine": machine(),
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), **payload}
     path.write_text(json.dumps(record, indent=1))
     print(f"wrote {path}")

@@ -35,17 +35,24 @@ def _auc_axis(ax, values, bayes=None):
         ax.legend(fontsize=8)
 
 
-def quality(result):
-    datasets = result["datasets"]
-    figure, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 3.6), squeeze=False)
+def _auc_per_dataset(datasets: dict, width: float, drop_worst: float = 0.0):
+    """One panel per data set of ``{data set: {model: {auc_mean, auc_std, [bayes_optimal]}}}``: AUC bars with
+    their std and the Bayes-optimal line when known; the y axis leaves out the ``drop_worst`` fraction of the
+    lowest bars (models that failed to train would otherwise flatten the rest)."""
+    figure, axes = plt.subplots(1, len(datasets), figsize=(width * len(datasets), 3.6), squeeze=False)
     for ax, (data_name, models) in zip(axes[0], datasets.items()):
         names = list(models)
         means = [models[n]["auc_mean"] for n in names]
         _bars(ax, names, {"AUC": means}, "test AUC", {"AUC": [models[n]["auc_std"] for n in names]})
-        _auc_axis(ax, means, (next(iter(models.values())).get("bayes_optimal") or {}).get("auc"))
+        bayes = (next(iter(models.values())).get("bayes_optimal") or {}).get("auc")
+        _auc_axis(ax, sorted(means)[int(drop_worst * len(means)):], bayes)
         ax.set_title(data_name)
     figure.tight_layout()
     return figure
+
+
+def quality(result):
+    return _auc_per_dataset(result["datasets"], 5)
 
 
 def throughput(result):
@@ -134,17 +141,8 @@ def adaensemble(result):
 
 
 def optfusion(result):
-    datasets = result["datasets"]
-    figure, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 3.6), squeeze=False)
-    for ax, (data_name, variants) in zip(axes[0], datasets.items()):
-        # product and attention fusion can fail to train at all (AUC 0.5); the axis shows the useful range
-        names = list(variants)
-        means = [variants[n]["auc_mean"] for n in names]
-        _bars(ax, names, {"AUC": means}, "test AUC", {"AUC": [variants[n]["auc_std"] for n in names]})
-        _auc_axis(ax, sorted(means)[len(means) // 3:])
-        ax.set_title(data_name)
-    figure.tight_layout()
-    return figure
+    # fixed product and attention fusion can fail to train at all (AUC 0.5): the axis shows the useful range
+    return _auc_per_dataset(result["datasets"], 5.5, drop_worst=1 / 3)
 
 
 def distributed(result):

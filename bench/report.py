@@ -22,9 +22,14 @@ def _load(name):
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _command(result):
+    """The command as run from the repository root (older results recorded the script's absolute path)."""
+    return re.sub(r"^\S*python\S* \S*?(bench/)?(\w+\.py)", r"python bench/\2", result["command"])
+
+
 def _machine(result):
     m = result["machine"]
-    return f"{m['cpu']}, {m['cores']} cores, TensorFlow {m['tensorflow']}; `{result['command']}`, {result['date']}"
+    return f"{m['cpu']}, {m['cores']} cores, TensorFlow {m['tensorflow']}; `{_command(result)}`, {result['date']}"
 
 
 def throughput_table(result):
@@ -98,7 +103,11 @@ def _mean_std(m, key, digits=4):
 
 
 def kd_dagfm_table(result):
-    lines = [f"Test AUC / logloss over seeds {result['seeds']}; cost of seed 0's teacher and fine-tuned student "
+    a = result["args"]  # results from before --finetune-learning-rate existed fine-tuned at 1e-3
+    lines = [f"{result['rows']:,} training rows (synthetic); teacher {a['teacher_epochs']} epochs at "
+             f"{a['learning_rate']:g}, distillation {a['distill_epochs']} at {a['distill_learning_rate']:g}, "
+             f"fine-tuning {a['finetune_epochs']} at {a.get('finetune_learning_rate', 1e-3):g}. "
+             f"Test AUC / logloss over seeds {result['seeds']}; cost of seed 0's teacher and fine-tuned student "
              f"(forward FLOPs per example by TensorFlow's profiler; latency of the exported SavedModel's "
              f"serving_default on raw features, median). {_machine(result)}", ""]
     for data_name, teachers in result["datasets"].items():
@@ -125,8 +134,10 @@ def kd_dagfm_table(result):
 
 def adaensemble_table(result):
     b = result["bayes_optimal"]
-    lines = [f"Synthetic data ({result['rows']:,} training rows), seeds {result['args']['seeds']}, D = "
-             f"{result['args']['embedding_dim']} bit-wise, {result['args']['layers']} layers. Expected inference "
+    a = result["args"]
+    lines = [f"Synthetic data ({result['rows']:,} training rows), seeds {a['seeds']}, D = {a['embedding_dim']} "
+             f"bit-wise, {a['layers']} layers, {a['epochs']} epochs at batch {a['batch_size']}, Adam "
+             f"{a['learning_rate']:g}. Expected inference "
              f"FLOPs per example from the measured routing; latency per example of the exported SavedModel at "
              f"batch 1024 (seed 0's models). Bayes-optimal AUC {b['auc']:.4f}, logloss {b['logloss']:.4f}. "
              f"{_machine(result)}", "",
@@ -208,12 +219,15 @@ def claims_table(results):
 
 
 def suite_table(suite):
+    total = (f"**{suite['seconds'] / 60:.1f} minutes** in all, the sum of the jobs' wall times (some jobs were "
+             f"re-run on their own with `python bench/all.py --only ...`; each job's start is listed)"
+             if suite.get("separate_runs") else f"**{suite['seconds'] / 60:.1f} minutes** in all")
     lines = [f"`make bench` (`python bench/all.py`) started {suite['started']} on {suite['machine']['cpu']}, "
              f"{suite['machine']['cores']} cores, {suite['machine']['gpus']} GPUs, TensorFlow "
-             f"{suite['machine']['tensorflow']}: **{suite['seconds'] / 60:.1f} minutes** in all.", "",
-             "| job | minutes | status |", "|---|---|---|"]
-    lines += [f"| `{j['command']}` | {j['seconds'] / 60:.1f} | {'ok' if j['ok'] else 'FAILED'} |"
-              for j in suite["jobs"]]
+             f"{suite['machine']['tensorflow']}: {total}.", "",
+             "| job | started | minutes | status |", "|---|---|---|---|"]
+    lines += [f"| `{j['command']}` | {j.get('started', 'in the suite run')} | {j['seconds'] / 60:.1f} "
+              f"| {'ok' if j['ok'] else 'FAILED'} |" for j in suite["jobs"]]
     return "\n".join(lines)
 
 
@@ -246,7 +260,9 @@ SECTIONS = (
      "Speed-ups are the exported SavedModels' `serving_default` on raw rows, encoding included; at batch 1 that "
      "fixed encoding cost dominates both models."),
     ("AdaEnsemble (the paper's Tables 2-4)", "adaensemble", adaensemble_table, "adaensemble.png",
-     "FLOPs per example are expected values from the measured routing (experts per example, exit depths)."),
+     "FLOPs per example are expected values from the measured routing (experts per example, exit depths). The "
+     "suite's size (a few tens of steps) under-trains the mixtures most; the additional runs below with more "
+     "rows are the better guide to how the variants compare."),
     ("OptFusion (the shape of the paper's ablation)", "optfusion", optfusion_table, "optfusion.png",
      "Fixed `product` fusion of unnormalised inputs can collapse to a constant prediction (AUC 0.5) and fixed "
      "`attention` starts with ≈ 1/w weights per input (METHODS.md §1.5); the search learns to weight them down."
@@ -324,9 +340,9 @@ def write_report(root: Path = ROOT) -> Path:
     path.write_text(benchmarks_markdown(results, suite, drawn))
     readme = root / "README.md"
     text = readme.read_text()
-    block = re.compile(r"(<!-- benchmark-summary:start -->\n).*?(\n<!-- benchmark-summary:end -->)", re.S)
+    block = re.compile(r"(<!-- benchmark-summary:start -->\n).*?(<!-- benchmark-summary:end -->)", re.S)
     if block.search(text):
-        readme.write_text(block.sub(lambda m: m.group(1) + readme_summary(results) + m.group(2), text))
+        readme.write_text(block.sub(lambda m: m.group(1) + readme_summary(results) + "\n" + m.group(2), text))
     return path
 
 

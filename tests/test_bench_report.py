@@ -50,7 +50,7 @@ def test_markdown_names_command_machine_and_date_of_every_section(results):
     suite = {"machine": {"cpu": "CPU", "cores": 2, "gpus": 0, "tensorflow": "2.21.0"}, "started": "now",
              "seconds": 600.0, "jobs": [{"command": "python bench/apg.py", "seconds": 60.0, "ok": True}]}
     text = report.benchmarks_markdown(results, suite, {"apg_efficiency.png"})
-    assert "**10.0 minutes** in all" in text and "| `python bench/apg.py` | 1.0 | ok |" in text
+    assert "**10.0 minutes** in all" in text and "| `python bench/apg.py` | in the suite run | 1.0 | ok |" in text
     assert "![APG efficiency (the setting of the paper's Table 5)](bench/results/plots/apg_efficiency.png)" in text
     sections = text.split("\n## ")[3:]  # after the title, the suite and the claims
     assert len(sections) >= 8
@@ -71,7 +71,7 @@ def test_every_figure_draws_a_png(results, tmp_path):
 
 def test_write_report_replaces_only_the_readme_summary_block(results, tmp_path, monkeypatch):
     monkeypatch.setattr(report, "PLOTS", tmp_path / "plots")
-    (tmp_path / "README.md").write_text("# x\nbefore\n<!-- benchmark-summary:start -->\nOLD\n"
+    (tmp_path / "README.md").write_text("# x\nbefore\n<!-- benchmark-summary:start -->\n"
                                         "<!-- benchmark-summary:end -->\nafter\n")
     path = report.write_report(tmp_path)
     readme = (tmp_path / "README.md").read_text()
@@ -98,3 +98,17 @@ def test_suite_record_round_trips_as_json(tmp_path, monkeypatch):
     assert json.loads(json.dumps(record))["jobs"][0]["ok"] is False
     assert record["jobs"][0]["returncode"] == 0
     shutil.rmtree(tmp_path)
+
+
+def test_a_partial_rerun_replaces_its_jobs_and_sums_the_wall_times():
+    import all as suite
+
+    def job(name, seconds):
+        return {"result": name, "command": f"python bench/{name}.py", "seconds": seconds, "ok": True}
+
+    previous = {"started": "t0", "seconds": 30.0, "jobs": [job("a", 10.0), job("b", 20.0)]}
+    merged = suite.merge(previous, {"jobs": [job("b", 5.0)]})
+    assert [(j["result"], j["seconds"]) for j in merged["jobs"]] == [("a", 10.0), ("b", 5.0)]
+    assert merged["seconds"] == 15.0 and merged["separate_runs"] and merged["started"] == "t0"
+    assert "the sum of the jobs' wall times" in report.suite_table({**merged, "machine": {
+        "cpu": "CPU", "cores": 2, "gpus": 0, "tensorflow": "2.21.0"}})
