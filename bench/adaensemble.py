@@ -88,6 +88,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
+    parser.add_argument("--result", default="adaensemble", help="bench/results/RESULT.json")
     args = parser.parse_args()
     paths = benchmark_datasets(args.rows, adult=False)["synthetic_v100"]
     labels = read_columns(paths["test"], ["label"])["label"]
@@ -136,7 +137,7 @@ def main():
             "expected_flops_per_example": sum(results[f"only_{e}"]["expected_flops_per_example"]
                                               for e in DEFAULT_EXPERTS)}
     bayes = evaluate(labels, read_columns(paths["test"], ["true_ctr"])["true_ctr"])
-    write_result("adaensemble", {"rows": args.rows, "args": vars(args), "bayes_optimal": bayes, "models": results})
+    write_result(args.result, {"rows": args.rows, "args": vars(args), "bayes_optimal": bayes, "models": results})
 
 
 if __name__ == "__main__":
