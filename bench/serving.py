@@ -12,7 +12,6 @@ batching on, at least 50% of the in-process rows/second at that shape.
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,12 +29,7 @@ from tfctr.data.encoding import arrow_to_serving
 from tfctr.export import export_saved_model
 from tfctr.features import FeatureSpec
 from tfctr.serving import Client
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tfctr.utils import free_ports
 
 
 def in_process_rows_per_second(version_dir, raw, batch, seconds):
@@ -96,7 +90,7 @@ def main():
         for batch in (1, 64):
             results["in_process"][str(batch)] = in_process_rows_per_second(version_dir, raw, batch, args.seconds)
         for batching in (False, True):
-            port = _free_port()
+            port = free_ports(1)[0]
             command = [str(Path(sys.executable).parent / "tfctr"), "serve", "--model-base-path", base,
                        "--model-name", name, "--port", str(port)] + (["--enable-batching"] if batching else [])
             server = subprocess.Popen(command, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
