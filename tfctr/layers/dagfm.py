@@ -111,26 +111,18 @@ class DAGFM(tf.keras.layers.Layer):
         return weight * tf.cast(mask, weight.dtype) if self.apply_mask else weight
 
     def call(self, inputs):
-        f, d = self.fields, self.dim
-        h0 = inputs
-        if self.connect:  # H0[b, j] = Σ_f C[j, f] E[b, f]
-            mixed = tf.matmul(tf.reshape(tf.transpose(inputs, [0, 2, 1]), [-1, f]), self.connect_kernel,
-                              transpose_b=True)
-            h0 = tf.transpose(tf.reshape(mixed, [-1, d, f]), [0, 2, 1])
-        # each type propagates in the layout its contractions want, and converts back to [B, F, D] to read out
-        to_layout, from_layout, step = {
-            "inner": (lambda x: tf.transpose(x, [2, 0, 1]), lambda x: tf.transpose(x, [1, 2, 0]), self._inner),
-            "outer": (lambda x: tf.transpose(x, [1, 0, 2]), lambda x: tf.transpose(x, [1, 0, 2]), self._outer),
-            "kernel": (lambda x: tf.reshape(x, [-1, f * d]), lambda x: tf.reshape(x, [-1, f, d]), self._kernel),
-        }[self.interaction_type]
-        base = to_layout(h0)
-        states, h = [h0], base
+        # Each type propagates in the layout its contractions want and reads out in that layout, so the only
+        # transposes are the one into it and, for the outer type's sums or a state_sum output, one back.
+        layout = _LAYOUTS[self.interaction_type]
+        step = {"inner": self._inner, "outer": self._outer, "kernel": self._kernel}[self.interaction_type]
+        base = layout.enter(inputs, self.connect_kernel if self.connect else None)
+        states, h = [base], base
         for t in range(self.num_layers):
             h = base * step(h, t)
-            states.append(from_layout(h))
+            states.append(h)
         if self.output_kind == "state_sum":
-            return tf.add_n(states)
-        return tf.concat([tf.reduce_sum(s, axis=2) for s in states], axis=1)
+            return layout.leave(tf.add_n(states), self.fields, self.dim)
+        return layout.sums_out([layout.node_sums(s, self.fields, self.dim) for s in states])
 
     def _inner(self, h, t):  # h [D, B, F]: msg[d, b, j] = Σ_i h[d, b, i] p[d, i, j]
         return tf.matmul(h, self._masked(self.p[t], self._p_mask))
@@ -174,3 +166,72 @@ class DAGFM(tf.keras.layers.Layer):
             kernel_regularizer=tf.keras.regularizers.serialize(self.kernel_regularizer),
         )
         return config
+
+
+class _InnerLayout:
+    """Propagation layout ``[D, B, F]``: each d is an independent ``[B, F] @ [F, F]`` matmul."""
+
+    @staticmethod
+    def enter(x, connect):  # H0[d, b, j] = Σ_f E[b, f, d] C[j, f]
+        h = tf.transpose(x, [2, 0, 1])
+        return h if connect is None else tf.matmul(h, connect, transpose_b=True)
+
+    @staticmethod
+    def leave(h, fields, dim):
+        return tf.transpose(h, [1, 2, 0])
+
+    @staticmethod
+    def node_sums(h, fields, dim):  # [B, F]
+        return tf.reduce_sum(h, axis=0)
+
+    @staticmethod
+    def sums_out(sums):
+        return tf.concat(sums, axis=1)
+
+
+class _OuterLayout:
+    """Propagation layout ``[F, B, D]``: node i's states are contiguous for the per-node scores."""
+
+    @staticmethod
+    def enter(x, connect):  # H0[j, b, d] = Σ_f C[j, f] E[b, f, d]
+        h = tf.transpose(x, [1, 0, 2])
+        if connect is None:
+            return h
+        shape = tf.shape(h)
+        return tf.reshape(tf.matmul(connect, tf.reshape(h, [shape[0], -1])), shape)
+
+    @staticmethod
+    def leave(h, fields, dim):
+        return tf.transpose(h, [1, 0, 2])
+
+    @staticmethod
+    def node_sums(h, fields, dim):  # [F, B]
+        return tf.reduce_sum(h, axis=2)
+
+    @staticmethod
+    def sums_out(sums):  # [(L+1)·F, B] -> [B, (L+1)·F], one transpose for all layers
+        return tf.transpose(tf.concat(sums, axis=0))
+
+
+class _KernelLayout:
+    """Propagation layout ``[B, F·D]``: one dense matmul per layer."""
+
+    @staticmethod
+    def enter(x, connect):
+        h = x if connect is None else tf.einsum("jf,bfd->bjd", connect, x)
+        return tf.reshape(h, [-1, h.shape[1] * h.shape[2]])
+
+    @staticmethod
+    def leave(h, fields, dim):
+        return tf.reshape(h, [-1, fields, dim])
+
+    @staticmethod
+    def node_sums(h, fields, dim):  # [B, F]
+        return tf.reduce_sum(tf.reshape(h, [-1, fields, dim]), axis=2)
+
+    @staticmethod
+    def sums_out(sums):
+        return tf.concat(sums, axis=1)
+
+
+_LAYOUTS = {"inner": _InnerLayout, "outer": _OuterLayout, "kernel": _KernelLayout}
