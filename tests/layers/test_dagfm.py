@@ -54,11 +54,14 @@ def test_dagfm_against_edge_by_edge_reference(interaction_type):
     assert out.shape == (B, F * 3)
     # the connect layer starts as the identity: layer 0's readout is the per-field sum of E
     np.testing.assert_allclose(out[:, :F], e.numpy().sum(axis=2), rtol=1e-5, atol=1e-6)
-    # KD-DAGFM+'s summed states, with a trained (non-identity) connect matrix
-    layer = DAGFM(interaction_type, num_layers=2, output="state_sum")
-    layer(e)
-    layer.connect_kernel.assign(tf.random.stateless_normal([F, F], seed=[3, 3]))
-    np.testing.assert_allclose(layer(e).numpy(), _dagfm_reference(layer, e.numpy()), rtol=1e-5, atol=1e-5)
+    # both read-outs (KD-DAGFM+'s summed states too), with a trained (non-identity) connect matrix and without
+    for output in ("layer_sums", "state_sum"):
+        layer = DAGFM(interaction_type, num_layers=2, output=output)
+        layer(e)
+        layer.connect_kernel.assign(tf.random.stateless_normal([F, F], seed=[3, 3]))
+        np.testing.assert_allclose(layer(e).numpy(), _dagfm_reference(layer, e.numpy()), rtol=1e-5, atol=1e-5)
+        layer = DAGFM(interaction_type, num_layers=2, connect=False, output=output)
+        np.testing.assert_allclose(layer(e).numpy(), _dagfm_reference(layer, e.numpy()), rtol=1e-5, atol=1e-5)
 
 
 def test_inner_with_unit_edges_sums_every_monotone_triple():
