@@ -6,12 +6,11 @@ import dataclasses
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -50,26 +49,28 @@ def benchmark_datasets(rows: int, adult: bool = True) -> dict:
     return datasets
 
 
-def serving_latency_ms(model, spec, test_path, batch: int, repeats: int) -> float:
-    """Median wall time (ms) of the exported SavedModel's ``serving_default`` on ``batch`` raw rows of
-    ``test_path`` (feature encoding in the graph included)."""
-    import pyarrow.parquet as pq
-    import tensorflow as tf
-
-    from tfctr.data.encoding import arrow_to_serving
+def serving_latencies_ms(models: dict, spec, test_path, calls: dict) -> dict:
+    """Median wall time (ms) of each model's exported ``serving_default`` on the first ``batch`` raw rows of
+    ``test_path`` (feature encoding in the graph included), ``{name: {batch: ms}}`` for ``calls = {batch: number
+    of timed calls}``. The models are exported and timed in one fresh process (``serving_latency.py``) where they
+    take turns round by round: the state a benchmark's training leaves in its own process and drift of the
+    machine then fall on every model alike."""
     from tfctr.export import export_saved_model
 
     with tempfile.TemporaryDirectory() as base:
-        loaded = tf.saved_model.load(str(export_saved_model(model, spec, base, "m")))
-        serving = loaded.signatures["serving_default"]
-        feed = {k: tf.constant(v) for k, v in arrow_to_serving(pq.read_table(test_path).slice(0, batch), spec).items()}
-        serving(**feed)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            serving(**feed)["probability"].numpy()
-            times.append((time.perf_counter() - start) * 1000)
-    return float(np.median(times))
+        exported = [f"{name}={export_saved_model(model, spec, base, name)}" for name, model in models.items()]
+        command = [sys.executable, str(BENCH_DIR / "serving_latency.py"), "--test", str(test_path),
+                   *(f"--batch={b}:{n}" for b, n in calls.items()), *exported]
+        done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"serving_latency.py failed ({done.returncode}): {done.stderr[-2000:]}")
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    return {name: {int(b): ms for b, ms in per.items()} for name, per in measured.items()}
+
+
+def serving_latency_ms(model, spec, test_path, batch: int, repeats: int) -> float:
+    """``serving_latencies_ms`` of one model and one batch size."""
+    return serving_latencies_ms({"model": model}, spec, test_path, {batch: repeats})["model"][batch]
 
 
 def machine() -> dict:

@@ -4,10 +4,10 @@ DAGFM-outer, over seeds, on synthetic data (with its Bayes-optimal reference) an
 
 Reported per model: test AUC/logloss (mean ± std over seeds), parameters, forward FLOPs per example (TensorFlow's
 profiler, batch-1 graph) and serving latency of the exported SavedModel's ``serving_default`` signature on raw
-features, batch 1 and 1024 (median of repeated calls, seed 0's models). The student trained alone gets as many
-epochs as distillation plus fine-tuning. The batch-1 encoding floor is the same latency for a logistic regression
-on the same spec: the raw-feature encoding every served graph starts with, which bounds any student's batch-1
-speed-up by teacher / floor.
+features, batch 1 and 1024 (median of repeated calls in a fresh process where the models take turns, seed 0's
+models). The student trained alone gets as many epochs as distillation plus fine-tuning. The batch-1 encoding
+floor is the same latency for a logistic regression on the same spec: the raw-feature encoding every served graph
+starts with, which bounds any student's batch-1 speed-up by teacher / floor.
 
     python bench/kd_dagfm.py [--rows 100000] [--seeds 0 1 2] [--teachers cin crossnet]
 """
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import benchmark_datasets, serving_latency_ms, write_result
+from common import benchmark_datasets, serving_latencies_ms, write_result
 from measure import forward_flops_per_example
 
 from tfctr.data import parquet_dataset
@@ -32,12 +32,19 @@ TEACHERS = {
 STAGES = ("teacher", "alone", "distilled", "finetuned")
 
 
-def cost(model, spec, test_path):
+def costs(runs, test_path):
+    """Parameters, FLOPs and serving latency of the teacher and the fine-tuned student, and the batch-1 encoding
+    floor (an untrained logistic regression on the same spec: its latency does not depend on its weights)."""
+    spec = runs["teacher"].spec
+    models = {stage: load_run(runs[stage].run_dir).model for stage in ("teacher", "finetuned")}
+    latency = serving_latencies_ms({**models, "floor": build("lr", spec)}, spec, test_path, {1: 200, 1024: 30})
     x = next(iter(parquet_dataset(test_path, spec, 1, with_label=False)))
-    return {"parameters": int(model.count_params()),
-            "forward_flops_per_example": forward_flops_per_example(model, {k: v.numpy() for k, v in x.items()}),
-            "latency_ms_batch_1": serving_latency_ms(model, spec, test_path, 1, 200),
-            "latency_ms_batch_1024": serving_latency_ms(model, spec, test_path, 1024, 30)}
+    x = {k: v.numpy() for k, v in x.items()}
+    out = {stage: {"parameters": int(model.count_params()),
+                   "forward_flops_per_example": forward_flops_per_example(model, x),
+                   "latency_ms_batch_1": latency[stage][1], "latency_ms_batch_1024": latency[stage][1024]}
+           for stage, model in models.items()}
+    return out, latency["floor"][1]
 
 
 def one_seed(paths, teacher_name, seed, args, work: Path):
@@ -93,24 +100,21 @@ def main():
     results = {}
     for data_name, paths in datasets.items():
         for teacher_name in args.teachers:
-            per_seed, all_times, costs = [], [], {}
+            per_seed, all_times = [], []
             for seed in args.seeds:
                 with tempfile.TemporaryDirectory() as tmp:
                     metrics, runs, times = one_seed(paths, teacher_name, seed, args, Path(tmp))
                     per_seed.append(metrics)
                     all_times.append(times)
-                    if not costs:
-                        costs = {stage: cost(load_run(run.run_dir).model, run.spec, paths["test"])
-                                 for stage, run in runs.items() if stage in ("teacher", "finetuned")}
-                        spec = runs["teacher"].spec
-                        floor = serving_latency_ms(build("lr", spec), spec, paths["test"], 1, 200)
+                    if seed == args.seeds[0]:
+                        cost, floor = costs(runs, paths["test"])
                 print(data_name, teacher_name, seed, {s: round(m["model"]["logloss"], 4) for s, m in metrics.items()},
                       flush=True)
             summary = summarise(per_seed)
-            speedup = {f"batch_{b}": costs["teacher"][f"latency_ms_batch_{b}"] / costs["finetuned"][
+            speedup = {f"batch_{b}": cost["teacher"][f"latency_ms_batch_{b}"] / cost["finetuned"][
                 f"latency_ms_batch_{b}"] for b in (1, 1024)}
             results.setdefault(data_name, {})[teacher_name] = {
-                "student": f"dagfm-{TEACHERS[teacher_name][2]}", "summary": summary, "cost": costs,
+                "student": f"dagfm-{TEACHERS[teacher_name][2]}", "summary": summary, "cost": cost,
                 "student_speedup": speedup, "encoding_floor_ms_batch_1": floor, "seconds": all_times,
                 "per_seed": per_seed}
             print(data_name, teacher_name, {s: round(v["logloss_mean"], 4) for s, v in summary.items()
