@@ -168,7 +168,17 @@ class DAGFM(tf.keras.layers.Layer):
         return config
 
 
-class _InnerLayout:
+class _Layout:
+    """How one interaction type holds the states while propagating: ``enter`` maps E ``[B, F, D]`` to H_0 in the
+    layout (applying C when given), ``leave`` maps a state back to ``[B, F, D]``, ``node_sums`` gives the per-node
+    sums Σ_d H_t in the layout's own order and ``sums_out`` joins the L + 1 of them into ``[B, F·(L+1)]``."""
+
+    @staticmethod
+    def sums_out(sums):
+        return tf.concat(sums, axis=1)
+
+
+class _InnerLayout(_Layout):
     """Propagation layout ``[D, B, F]``: each d is an independent ``[B, F] @ [F, F]`` matmul."""
 
     @staticmethod
@@ -184,12 +194,8 @@ class _InnerLayout:
     def node_sums(h, fields, dim):  # [B, F]
         return tf.reduce_sum(h, axis=0)
 
-    @staticmethod
-    def sums_out(sums):
-        return tf.concat(sums, axis=1)
 
-
-class _OuterLayout:
+class _OuterLayout(_Layout):
     """Propagation layout ``[F, B, D]``: node i's states are contiguous for the per-node scores."""
 
     @staticmethod
@@ -213,7 +219,7 @@ class _OuterLayout:
         return tf.transpose(tf.concat(sums, axis=0))
 
 
-class _KernelLayout:
+class _KernelLayout(_Layout):
     """Propagation layout ``[B, F·D]``: one dense matmul per layer."""
 
     @staticmethod
@@ -228,10 +234,6 @@ class _KernelLayout:
     @staticmethod
     def node_sums(h, fields, dim):  # [B, F]
         return tf.reduce_sum(tf.reshape(h, [-1, fields, dim]), axis=2)
-
-    @staticmethod
-    def sums_out(sums):
-        return tf.concat(sums, axis=1)
 
 
 _LAYOUTS = {"inner": _InnerLayout, "outer": _OuterLayout, "kernel": _KernelLayout}
