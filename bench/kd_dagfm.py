@@ -23,7 +23,7 @@ from measure import forward_flops_per_example
 
 from tfctr.data import parquet_dataset
 from tfctr.models import build
-from tfctr.training import distill, load_run, train
+from tfctr.training import distill, train
 
 TEACHERS = {
     "cin": ("xdeepfm", {"cin_layer_sizes": [128, 128], "cin_split_half": False, "hidden_units": []}, "inner"),
@@ -36,7 +36,7 @@ def costs(runs, test_path):
     """Parameters, FLOPs and serving latency of the teacher and the fine-tuned student, and the batch-1 encoding
     floor (an untrained logistic regression on the same spec: its latency does not depend on its weights)."""
     spec = runs["teacher"].spec
-    models = {stage: load_run(runs[stage].run_dir).model for stage in ("teacher", "finetuned")}
+    models = {stage: runs[stage].model for stage in ("teacher", "finetuned")}
     latency = serving_latencies_ms({**models, "floor": build("lr", spec)}, spec, test_path, {1: 200, 1024: 30})
     x = next(iter(parquet_dataset(test_path, spec, 1, with_label=False)))
     x = {k: v.numpy() for k, v in x.items()}
