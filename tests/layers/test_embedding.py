@@ -3,6 +3,7 @@ import tensorflow as tf
 
 from layer_test_case import check_layer
 from tfctr.layers import DenseBlock, FieldEmbedding
+from tfctr.layers.embedding import DENSE_GRADIENT_MAX_ELEMENTS, gather_with_dense_gradient
 
 
 def _reference(layer, inputs):
@@ -44,6 +45,60 @@ def test_field_embedding_golden_values_with_ones():
     layer = FieldEmbedding([2, 2], 2, embeddings_initializer="ones")
     out = layer([tf.constant([0, 1]), tf.constant([1, 0])])
     np.testing.assert_array_equal(out.numpy(), np.ones((2, 2, 2)))
+
+
+def test_gather_with_dense_gradient_matches_numpy():
+    rng = np.random.default_rng(0)
+    table = tf.constant(rng.normal(size=(7, 3)), tf.float32)
+    ids = tf.constant([[0, 6, 6], [2, 0, 6]], tf.int32)  # repeated ids must accumulate
+    upstream = rng.normal(size=(2, 3, 3)).astype(np.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(table)
+        rows = gather_with_dense_gradient(table, ids)
+        loss = tf.reduce_sum(rows * upstream)
+    grad = tape.gradient(loss, table)
+    np.testing.assert_array_equal(rows.numpy(), table.numpy()[ids.numpy()])
+    expected = np.zeros((7, 3), np.float32)
+    for b in range(2):
+        for t in range(3):
+            expected[ids.numpy()[b, t]] += upstream[b, t]
+    assert isinstance(grad, tf.Tensor)
+    np.testing.assert_allclose(grad.numpy(), expected, rtol=1e-6)
+
+
+def _adam_steps(dense_gradients, steps=3):
+    layer = FieldEmbedding([4, 6], 3, poolings=[None, "mean"], dense_gradients=dense_gradients,
+                           embeddings_initializer=tf.keras.initializers.RandomNormal(seed=3))
+    ids = [tf.constant([1, 1, 3]), tf.constant([[0, 5, -1], [5, 5, 2], [-1, -1, -1]])]
+    layer(ids)
+    optimizer = tf.keras.optimizers.Adam(0.1)
+    target = tf.random.stateless_normal([3, 2, 3], seed=[1, 2])
+    for _ in range(steps):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.square(layer(ids) - target))
+        (grad,) = tape.gradient(loss, layer.trainable_weights)
+        optimizer.apply_gradients([(grad, layer.embeddings)])
+    return grad, layer.embeddings.numpy()
+
+
+def test_dense_and_sparse_embedding_gradients_give_the_same_adam_updates():
+    dense_grad, dense_table = _adam_steps(True)
+    sparse_grad, sparse_table = _adam_steps(False)
+    assert isinstance(dense_grad, tf.Tensor) and isinstance(sparse_grad, tf.IndexedSlices)
+    np.testing.assert_allclose(dense_table, sparse_table, rtol=1e-5, atol=1e-6)
+
+
+def test_dense_gradients_are_chosen_for_small_tables_only():
+    def gradient_type(vocabulary_sizes, dim, **kwargs):
+        layer = FieldEmbedding(vocabulary_sizes, dim, **kwargs)
+        with tf.GradientTape() as tape:
+            out = layer([tf.constant([0, 1])])
+        return "sparse" if isinstance(tape.gradient(out, layer.embeddings), tf.IndexedSlices) else "dense"
+
+    assert gradient_type([1000], 16) == "dense"
+    assert gradient_type([DENSE_GRADIENT_MAX_ELEMENTS // 16 + 1], 16) == "sparse"
+    assert gradient_type([1000], 16, dense_gradients=False) == "sparse"
+    assert FieldEmbedding.from_config(FieldEmbedding([3], 2, dense_gradients=False).get_config())._dense is False
 
 
 def test_dense_block_stacks_features():

@@ -5,6 +5,31 @@ import tensorflow as tf
 from tfctr.layers._validation import as_shape_list, as_tensor_list, choice, positive_int, positive_int_list
 
 
+# Tables up to this many floats (16 MB) get dense gradients under ``dense_gradients=None``.
+DENSE_GRADIENT_MAX_ELEMENTS = 1 << 22
+
+
+@tf.custom_gradient
+def gather_with_dense_gradient(table, ids):
+    """``tf.gather(table, ids)`` whose gradient w.r.t. ``table`` is a dense ``[V, D]`` tensor (the upstream rows
+    summed per id with one ``unsorted_segment_sum``) instead of ``IndexedSlices``.
+
+    tf.keras optimizers first deduplicate ``IndexedSlices`` (``Unique`` + a segment sum) and then update the
+    table with scatter ops, and Adam additionally decays its whole ``m``/``v`` every step; for tables of a few
+    MB the dense gradient and the fused dense update are several times cheaper and give the same update.
+
+    table ``[V, D]``, ids int ``[...]`` → ``[..., D]``.
+    """
+    rows = tf.gather(table, ids)
+
+    def grad(upstream):
+        table_shape = tf.shape(table)
+        flat = tf.reshape(upstream, [-1, table_shape[1]])
+        return tf.math.unsorted_segment_sum(flat, tf.reshape(ids, [-1]), table_shape[0]), None
+
+    return rows, grad
+
+
 @tf.keras.utils.register_keras_serializable(package="tfctr")
 class FieldEmbedding(tf.keras.layers.Layer):
     """Embeds F categorical fields into ``E ∈ R^{B×F×D}``.
@@ -24,6 +49,11 @@ class FieldEmbedding(tf.keras.layers.Layer):
         poolings: per field ``None`` (single id) or ``"mean"``/``"sum"`` (list of ids); all ``None`` by default.
         embeddings_initializer: initialiser of the table (default: uniform in ±0.05, as Keras Embedding).
         embeddings_regularizer: optional regulariser of the table.
+        dense_gradients: the table's gradient as a dense ``[ΣV_f, D]`` tensor (True) or as ``IndexedSlices``
+            (False). ``None`` (default) chooses dense for tables of at most ``DENSE_GRADIENT_MAX_ELEMENTS``
+            floats (16 MB) and sparse above; the update is the same, only its cost differs (see
+            ``gather_with_dense_gradient``). Large tables trained with a truly sparse optimizer (Adagrad, SGD,
+            FTRL) want ``False``.
 
     Example:
         >>> layer = FieldEmbedding([10, 5], 4)
@@ -32,7 +62,7 @@ class FieldEmbedding(tf.keras.layers.Layer):
     """
 
     def __init__(self, vocabulary_sizes, embedding_dim, poolings=None, embeddings_initializer="uniform",
-                 embeddings_regularizer=None, **kwargs):
+                 embeddings_regularizer=None, dense_gradients=None, **kwargs):
         super().__init__(**kwargs)
         self.vocabulary_sizes = positive_int_list("FieldEmbedding", "vocabulary_sizes", vocabulary_sizes)
         self.embedding_dim = positive_int("FieldEmbedding", "embedding_dim", embedding_dim)
@@ -44,11 +74,14 @@ class FieldEmbedding(tf.keras.layers.Layer):
                          for i, p in enumerate(poolings)]
         self.embeddings_initializer = tf.keras.initializers.get(embeddings_initializer)
         self.embeddings_regularizer = tf.keras.regularizers.get(embeddings_regularizer)
+        self.dense_gradients = None if dense_gradients is None else bool(dense_gradients)
         offsets, total = [], 0
         for size in self.vocabulary_sizes:
             offsets.append(total)
             total += size
         self._offsets = offsets
+        self._dense = (total * self.embedding_dim <= DENSE_GRADIENT_MAX_ELEMENTS if dense_gradients is None
+                       else self.dense_gradients)
         self._single = [i for i, p in enumerate(self.poolings) if p is None]
         self._pooled = [i for i, p in enumerate(self.poolings) if p is not None]
         # position of each field in concat(single fields, pooled fields)
@@ -61,6 +94,11 @@ class FieldEmbedding(tf.keras.layers.Layer):
             initializer=self.embeddings_initializer, regularizer=self.embeddings_regularizer)
         super().build(input_shape)
 
+    def _lookup(self, ids):
+        if self._dense:
+            return gather_with_dense_gradient(tf.convert_to_tensor(self.embeddings), ids)
+        return tf.nn.embedding_lookup(self.embeddings, ids)
+
     def call(self, inputs):
         inputs = as_tensor_list(inputs)
         if len(inputs) != len(self.vocabulary_sizes):
@@ -69,11 +107,11 @@ class FieldEmbedding(tf.keras.layers.Layer):
         if self._single:
             ids = tf.stack([tf.reshape(tf.cast(inputs[i], tf.int32), [-1]) for i in self._single], axis=1)
             ids = ids + tf.constant([self._offsets[i] for i in self._single], dtype=tf.int32)
-            parts.append(tf.nn.embedding_lookup(self.embeddings, ids))
+            parts.append(self._lookup(ids))
         for i in self._pooled:
             ids = tf.cast(inputs[i], tf.int32)
             mask = tf.cast(ids >= 0, self.embeddings.dtype)[..., None]
-            vectors = tf.nn.embedding_lookup(self.embeddings, tf.maximum(ids, 0) + self._offsets[i]) * mask
+            vectors = self._lookup(tf.maximum(ids, 0) + self._offsets[i]) * mask
             pooled = tf.reduce_sum(vectors, axis=1)
             if self.poolings[i] == "mean":
                 pooled = pooled / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
@@ -95,5 +133,6 @@ class FieldEmbedding(tf.keras.layers.Layer):
             poolings=self.poolings,
             embeddings_initializer=tf.keras.initializers.serialize(self.embeddings_initializer),
             embeddings_regularizer=tf.keras.regularizers.serialize(self.embeddings_regularizer),
+            dense_gradients=self.dense_gradients,
         )
         return config
