@@ -40,6 +40,12 @@ VARIANTS["sparse_k3_nc_load01"] = {"k": 3, "controller": False, "load_weight": 0
 # "anneal": the fraction of the training steps over which k goes from every expert down to the model's k
 VARIANTS["sparse_k3_annealed"] = {"k": 3, "anneal": 0.5}
 VARIANTS["sparse_k3_nc_annealed"] = {"k": 3, "controller": False, "anneal": 0.5}
+# the load regulariser off (λ = 0: the gate is free to prefer the experts that work) and sharper gates (τ₀ = 0.25)
+VARIANTS["sparse_k3_nc_load0"] = {"k": 3, "controller": False, "load_weight": 0.0}
+VARIANTS["sparse_k3_nc_load0_t025"] = {"k": 3, "controller": False, "load_weight": 0.0, "gate_temperature": 0.25}
+VARIANTS["sparse_k3_load0_t025_routed"] = {"k": 3, "load_weight": 0.0, "gate_temperature": 0.25,
+                                           "depth_training": "routed"}
+VARIANTS["densemoe_t025"] = {"model": "densemoe", "gate_temperature": 0.25}
 VARIANTS.update({f"only_{e}": {"experts": [e], "k": 1, "controller": False} for e in DEFAULT_EXPERTS})
 
 

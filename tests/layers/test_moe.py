@@ -32,15 +32,16 @@ def _gate_np(layer, x0, k):
     return gates, logits
 
 
-@pytest.mark.parametrize("k", [1, 3, 5])
-def test_noisy_cosine_gate_against_numpy(k):
+@pytest.mark.parametrize("k, temperature", [(1, 1.0), (3, 0.25), (5, 1.0)])
+def test_noisy_cosine_gate_against_numpy(k, temperature):
     x0 = _slots().numpy()
     layer, (gates, logits) = check_layer(
-        NoisyCosineGate, {"num_choices": 5, "k": k, "reduction_ratio": 2, "dim": 3}, tf.constant(x0),
-        numpy_reference=lambda layer, x: _gate_np(layer, x, k),
-        invalid_kwargs=[{"k": 6}, {"jitter": 1.0}, {"num_choices": 0}])
+        NoisyCosineGate, {"num_choices": 5, "k": k, "reduction_ratio": 2, "dim": 3, "temperature": temperature},
+        tf.constant(x0), numpy_reference=lambda layer, x: _gate_np(layer, x, k),
+        invalid_kwargs=[{"k": 6}, {"jitter": 1.0}, {"num_choices": 0}, {"temperature": 0.0}])
     assert np.all((gates > 0).sum(axis=1) == k) and np.allclose(gates.sum(axis=1), 1, atol=1e-6)
-    assert layer.temperature().numpy() == pytest.approx(1.0, abs=1e-6)  # τ starts at 1
+    assert layer.temperature().numpy() == pytest.approx(temperature, abs=1e-6)  # τ starts where it is told
+    assert np.abs(logits).max() <= 1 / temperature + 1e-5  # cosine logits scaled by 1/τ
     # jitter only in training, and never a gradient into X_0
     np.testing.assert_array_equal(layer(tf.constant(x0))[1].numpy(), layer(tf.constant(x0))[1].numpy())
     assert not np.allclose(layer(tf.constant(x0), training=True)[1].numpy(), logits)
@@ -204,3 +205,14 @@ def test_top_k_annealing_schedule():
     x = np.random.default_rng(0).normal(size=(64, 8, 1)).astype(np.float32)
     model.fit(x, x.reshape(64, 8), batch_size=2, epochs=1, verbose=0, callbacks=[callback, record])
     assert seen[:10] == [5] * 10 and seen[10:20] == [4] * 10 and seen[-1] == 3
+
+
+def test_gate_temperature_reaches_every_gate_and_survives_config():
+    network = AdaEnsembleNetwork(num_layers=2, experts=["dense", "cross"], k=1, num_subspaces=H, num_fields=F,
+                                 gate_temperature=0.5)
+    network(_slots())
+    gates = [moe.gate for moe in network.moes] + [network.depth_gate]
+    assert [round(float(g.temperature()), 6) for g in gates] == [0.5] * 3
+    rebuilt = AdaEnsembleNetwork.from_config(network.get_config())
+    rebuilt(_slots())
+    assert float(rebuilt.moes[1].gate.temperature()) == pytest.approx(0.5, abs=1e-6)

@@ -31,14 +31,15 @@ class AdaEnsembleNetwork(tf.keras.layers.Layer):
     Args:
         num_layers: L (default 4). controller, depth_training, depth_prior, depth_load_weight: see above.
         experts, k, num_subspaces, num_fields, weight_outputs_by_gates, normalize, expert_prior, load_weight,
-        gate_reduction_ratio, gate_dim, jitter, dispatch: the ``SparseMoE`` arguments of every layer
-        (``expert_prior`` is its ``prior``).
+        gate_reduction_ratio, gate_dim, jitter, gate_temperature, dispatch: the ``SparseMoE`` arguments of every
+        layer (``expert_prior`` is its ``prior``; the controller's gate shares r, d, ε and the initial τ).
     """
 
     def __init__(self, num_layers=4, experts=("dense", "cross", "pin", "conv", "attention"), k=3, num_subspaces=1,
                  num_fields=None, controller=True, depth_training="straight_through", depth_prior=None,
                  depth_load_weight=1.0, weight_outputs_by_gates=True, normalize=False, expert_prior=None,
-                 load_weight=1.0, gate_reduction_ratio=16, gate_dim=16, jitter=0.5, dispatch="sparse", **kwargs):
+                 load_weight=1.0, gate_reduction_ratio=16, gate_dim=16, jitter=0.5, gate_temperature=1.0,
+                 dispatch="sparse", **kwargs):
         super().__init__(**kwargs)
         self.num_layers = positive_int("AdaEnsembleNetwork", "num_layers", num_layers)
         self.controller = bool(controller)
@@ -49,7 +50,7 @@ class AdaEnsembleNetwork(tf.keras.layers.Layer):
         self.moe_args = dict(experts=list(experts), k=k, num_subspaces=num_subspaces, num_fields=num_fields,
                              weight_outputs_by_gates=weight_outputs_by_gates, normalize=normalize,
                              prior=expert_prior, load_weight=load_weight, gate_reduction_ratio=gate_reduction_ratio,
-                             gate_dim=gate_dim, jitter=jitter, dispatch=dispatch)
+                             gate_dim=gate_dim, jitter=jitter, gate_temperature=gate_temperature, dispatch=dispatch)
         SparseMoE(**self.moe_args)  # validates the arguments now
 
     def build(self, input_shape):
@@ -61,7 +62,8 @@ class AdaEnsembleNetwork(tf.keras.layers.Layer):
         if self.controller:
             args = self.moe_args
             self.depth_gate = build_sublayer(NoisyCosineGate(self.num_layers, 1, args["gate_reduction_ratio"],
-                                                             args["gate_dim"], args["jitter"], name="depth_gate"),
+                                                             args["gate_dim"], args["jitter"],
+                                                             args["gate_temperature"], name="depth_gate"),
                                              shape)
         super().build(input_shape)
 

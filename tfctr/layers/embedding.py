@@ -4,7 +4,6 @@ import tensorflow as tf
 
 from tfctr.layers._validation import as_shape_list, as_tensor_list, choice, positive_int, positive_int_list
 
-
 # Tables up to this many floats (16 MB) get dense gradients under ``dense_gradients=None``.
 DENSE_GRADIENT_MAX_ELEMENTS = 1 << 22
 

@@ -60,15 +60,18 @@ class NoisyCosineGate(tf.keras.layers.Layer):
 
     Returns ``(G, g)``, both ``[B, num_choices]``. ``k`` lives in a non-trainable variable so that
     ``TopKAnnealing`` can lower it during training; the value it holds is also what inference uses. τ is kept
-    positive (the authors' code leaves it unconstrained).
+    positive (the authors' code leaves it unconstrained). τ starts at ``temperature`` (1.0 as the paper): cosine
+    logits then lie in [−1, 1], so the softmax can weigh the best choice at most e² ≈ 7.4 times the worst until
+    τ has been learnt down, which takes many steps; a smaller start gives decisive routing from the first step.
 
     Args:
         num_choices: experts (or depths).
         k: initial top-k (default all choices: dense).
         reduction_ratio: r (default 16); ``dim``: d (default 16); ``jitter``: ε (default 0.5, the paper's run).
+        temperature: the initial τ (default 1.0).
     """
 
-    def __init__(self, num_choices, k=None, reduction_ratio=16, dim=16, jitter=0.5, **kwargs):
+    def __init__(self, num_choices, k=None, reduction_ratio=16, dim=16, jitter=0.5, temperature=1.0, **kwargs):
         super().__init__(**kwargs)
         self.num_choices = positive_int("NoisyCosineGate", "num_choices", num_choices)
         self.initial_k = positive_int("NoisyCosineGate", "k", k if k is not None else num_choices)
@@ -79,6 +82,9 @@ class NoisyCosineGate(tf.keras.layers.Layer):
         if not 0.0 <= float(jitter) < 1.0:
             raise ValueError(f"NoisyCosineGate: jitter must be in [0, 1), got {jitter}")
         self.jitter = float(jitter)
+        if not float(temperature) > 1e-3:
+            raise ValueError(f"NoisyCosineGate: temperature must exceed 1e-3, got {temperature}")
+        self.initial_temperature = float(temperature)
 
     def build(self, input_shape):
         width = int(input_shape[1]) * int(input_shape[2])
@@ -88,9 +94,10 @@ class NoisyCosineGate(tf.keras.layers.Layer):
                                       (None, max(1, width // self.reduction_ratio)))
         self.choice_embeddings = self.add_weight(name="choice_embeddings", shape=(self.num_choices, self.dim),
                                                  initializer="glorot_uniform")
-        # τ = softplus(ρ) + 1e-3 starts at 1
+        # τ = softplus(ρ) + 1e-3 starts at the initial temperature
+        start = np.log(np.expm1(self.initial_temperature - 1e-3))
         self.temperature_raw = self.add_weight(name="temperature", shape=(),
-                                               initializer=tf.keras.initializers.Constant(np.log(np.expm1(1.0 - 1e-3))))
+                                               initializer=tf.keras.initializers.Constant(start))
         self.k = self.add_weight(name="k", shape=(), dtype=tf.int32, trainable=False,
                                  initializer=tf.keras.initializers.Constant(self.initial_k))
         super().build(input_shape)
@@ -113,7 +120,7 @@ class NoisyCosineGate(tf.keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(num_choices=self.num_choices, k=self.initial_k, reduction_ratio=self.reduction_ratio,
-                      dim=self.dim, jitter=self.jitter)
+                      dim=self.dim, jitter=self.jitter, temperature=self.initial_temperature)
         return config
 
 
@@ -150,13 +157,14 @@ class SparseMoE(tf.keras.layers.Layer):
             selected outputs unweighted (the authors' code: the gate then only selects).
         residual, normalize: add X_{l-1}; instance-normalise the sum over the N slots (default off).
         prior: expected loads w_j; load_weight: λ of the regulariser (default 1.0).
-        gate_reduction_ratio, gate_dim, jitter: the gate's r, d and ε.
+        gate_reduction_ratio, gate_dim, jitter, gate_temperature: the gate's r, d, ε and initial τ.
         dispatch: ``"sparse"`` or ``"dense"``.
     """
 
     def __init__(self, experts=("dense", "cross", "pin", "conv", "attention"), k=3, num_subspaces=1,
                  num_fields=None, weight_outputs_by_gates=True, residual=True, normalize=False, prior=None,
-                 load_weight=1.0, gate_reduction_ratio=16, gate_dim=16, jitter=0.5, dispatch="sparse", **kwargs):
+                 load_weight=1.0, gate_reduction_ratio=16, gate_dim=16, jitter=0.5, gate_temperature=1.0,
+                 dispatch="sparse", **kwargs):
         super().__init__(**kwargs)
         self.expert_kinds = [choice("SparseMoE", "experts", e, EXPERTS) for e in experts]
         if not self.expert_kinds:
@@ -171,6 +179,7 @@ class SparseMoE(tf.keras.layers.Layer):
         self.prior = _check_prior("SparseMoE", prior, len(self.expert_kinds))
         self.load_weight = float(load_weight)
         self.gate_reduction_ratio, self.gate_dim, self.jitter = gate_reduction_ratio, gate_dim, jitter
+        self.gate_temperature = float(gate_temperature)
         self.dispatch = choice("SparseMoE", "dispatch", dispatch, {"sparse", "dense"})
 
     def _expert(self, i, kind):
@@ -184,7 +193,8 @@ class SparseMoE(tf.keras.layers.Layer):
     def build(self, input_shape):
         x_shape = tf.TensorShape(input_shape[0])
         self.gate = build_sublayer(NoisyCosineGate(len(self.expert_kinds), self.k, self.gate_reduction_ratio,
-                                                   self.gate_dim, self.jitter, name="gate"), x_shape)
+                                                   self.gate_dim, self.jitter, self.gate_temperature, name="gate"),
+                                   x_shape)
         self.experts = [build_sublayer(self._expert(i, kind), [x_shape, x_shape])
                         for i, kind in enumerate(self.expert_kinds)]
         # experts create some weights on their first call; call each once now, so that an expert no row is
@@ -224,7 +234,8 @@ class SparseMoE(tf.keras.layers.Layer):
                       num_fields=self.num_fields, weight_outputs_by_gates=self.weight_outputs_by_gates,
                       residual=self.residual, normalize=self.normalize, prior=self.prior,
                       load_weight=self.load_weight, gate_reduction_ratio=self.gate_reduction_ratio,
-                      gate_dim=self.gate_dim, jitter=self.jitter, dispatch=self.dispatch)
+                      gate_dim=self.gate_dim, jitter=self.jitter, gate_temperature=self.gate_temperature,
+                      dispatch=self.dispatch)
         return config
 
 

@@ -26,7 +26,7 @@ def _ensemble(spec, name, embedding_dim, num_subspaces, l2_embedding, **network_
 def adaensemble(spec, embedding_dim=16, num_subspaces=None, num_layers=4, experts=DEFAULT_EXPERTS, k=3,
                 controller=True, depth_training="straight_through", expert_prior=None, depth_prior=None,
                 load_weight=1.0, depth_load_weight=1.0, weight_outputs_by_gates=True, normalize=False,
-                gate_reduction_ratio=16, jitter=0.5, dispatch="sparse", l2_embedding=0.0):
+                gate_reduction_ratio=16, jitter=0.5, gate_temperature=1.0, dispatch="sparse", l2_embedding=0.0):
     """AdaEnsemble (Yan & Li): embeddings → subspace split (h = ``num_subspaces``, default D: bit-wise slots)
     → L sparse MoE layers over the experts (top-k gates) with per-layer estimators and the depth controller
     (``controller=False``: always the last layer). See ``AdaEnsembleNetwork`` for every argument."""
@@ -35,15 +35,17 @@ def adaensemble(spec, embedding_dim=16, num_subspaces=None, num_layers=4, expert
                      expert_prior=expert_prior, depth_prior=depth_prior, load_weight=load_weight,
                      depth_load_weight=depth_load_weight, weight_outputs_by_gates=weight_outputs_by_gates,
                      normalize=normalize, gate_reduction_ratio=gate_reduction_ratio, jitter=jitter,
-                     dispatch=dispatch)
+                     gate_temperature=gate_temperature, dispatch=dispatch)
 
 
 @register("densemoe")
 def densemoe(spec, embedding_dim=16, num_subspaces=None, num_layers=4, experts=DEFAULT_EXPERTS,
-             weight_outputs_by_gates=True, normalize=False, gate_reduction_ratio=16, jitter=0.5, l2_embedding=0.0):
+             weight_outputs_by_gates=True, normalize=False, gate_reduction_ratio=16, jitter=0.5, gate_temperature=1.0,
+             l2_embedding=0.0):
     """DenseMoE, AdaEnsemble's comparison: every expert on every example at every layer (k = #experts), no
     depth controller."""
     return _ensemble(spec, "densemoe", embedding_dim, num_subspaces, l2_embedding, num_layers=num_layers,
                      experts=experts, k=len(experts), controller=False,
                      weight_outputs_by_gates=weight_outputs_by_gates, normalize=normalize,
-                     gate_reduction_ratio=gate_reduction_ratio, jitter=jitter, dispatch="dense")
+                     gate_reduction_ratio=gate_reduction_ratio, jitter=jitter, gate_temperature=gate_temperature,
+                     dispatch="dense")
