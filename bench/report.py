@@ -8,6 +8,7 @@ in bench/results/plots/) and the benchmark summary block of README.md. ``bench/a
 import argparse
 import json
 import re
+import statistics
 from pathlib import Path
 
 from claims import claim_rows
@@ -34,8 +35,13 @@ def _machine(result):
 
 def throughput_table(result):
     peak = result["matmul_peak_flops"] / 1e9
+    peaks = result.get("matmul_peak_runs", [])
+    rounds = (f"; every model measured in {result['repeats']} rounds, tfctr and DeepCTR back to back: median "
+              f"round per side, tfctr / DeepCTR = the median of the rounds' ratios (their range in brackets); "
+              f"matmul peak = median of {len(peaks)} measurements, {min(peaks) / 1e9:.0f}-{max(peaks) / 1e9:.0f}"
+              if result.get("repeats", 1) > 1 else "")
     lines = [f"Training at batch {result['batch_size']}, D = {result['embedding_dim']}, {result['rows']:,} rows; "
-             f"float32 matmul peak measured in the run: {peak:.0f} GFLOP/s. {_machine(result)}", "",
+             f"float32 matmul peak measured in the run: {peak:.0f} GFLOP/s{rounds}. {_machine(result)}", "",
              "| model | tfctr ex/s | DeepCTR ex/s | tfctr / DeepCTR | tfctr % of matmul peak | tfctr peak RSS MB "
              "| DeepCTR peak RSS MB | tfctr latency ms (1 / 1024) | DeepCTR latency ms (1 / 1024) |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -47,6 +53,9 @@ def throughput_table(result):
 
         ratio = (f"{ours['examples_per_second'] / theirs['examples_per_second']:.2f}×"
                  if "examples_per_second" in ours and "examples_per_second" in theirs else "–")
+        runs = entry.get("ratio_runs", [])
+        if len(runs) > 1:  # the median of the rounds' ratios, and their range
+            ratio = f"{statistics.median(runs):.2f}× ({min(runs):.2f}–{max(runs):.2f})"
         lines.append(
             f"| {name} | {cell(ours, 'examples_per_second', ',.0f')} | {cell(theirs, 'examples_per_second', ',.0f')} "
             f"| {ratio} | {100 * ours.get('fraction_of_matmul_peak', float('nan')):.0f}% "

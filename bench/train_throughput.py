@@ -7,7 +7,11 @@ the model, not the input pipeline, is measured. Every model runs in its own proc
 one at a time. FLOP utilisation = 3 × forward FLOPs per example × examples/s ÷ the float32 matmul rate measured
 in the same run. DeepCTR runs in ``bench/.venv-deepctr`` (``make bench-deepctr-venv``) when it exists.
 
-    python bench/train_throughput.py [--models dcnv2 xdeepfm_cin32 ...] [--rows 1000000]
+A shared VM's speed drifts by tens of percent within minutes, so with ``--repeats R`` every model is measured in R
+rounds, tfctr and DeepCTR back to back in each round: each side reports its median round, the ratio is the median
+of the per-round ratios, and the matmul peak is re-measured before every round (FLOP utilisation uses its median).
+
+    python bench/train_throughput.py [--models dcnv2 xdeepfm_cin32 ...] [--rows 1000000] [--repeats 3]
 """
 
 import argparse
@@ -94,6 +98,15 @@ def _subprocess(python, script, name, data_path, args) -> dict | None:
     return json.loads(lines[-1])
 
 
+def _median_round(runs: list) -> dict | None:
+    """The run with the median examples/second (the lower middle one for an even count), with every round's
+    examples/second attached; a failed or unsupported side is returned as it came."""
+    timed = sorted((r for r in runs if r and "examples_per_second" in r), key=lambda r: r["examples_per_second"])
+    if not timed:
+        return runs[-1]
+    return {**timed[(len(timed) - 1) // 2], "examples_per_second_runs": [r["examples_per_second"] for r in timed]}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -101,6 +114,7 @@ def main():
     parser.add_argument("--embedding-dim", type=int, default=16)
     parser.add_argument("--models", nargs="*", default=list(CONFIGS))
     parser.add_argument("--no-deepctr", action="store_true")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds per model (tfctr and DeepCTR back to back)")
     parser.add_argument("--min-seconds", type=float, default=15.0, help="timed training per model (at most 40 steps)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -112,15 +126,30 @@ def main():
     from measure import matmul_peak_flops
 
     data_path = encoded_data(args.rows)
-    peak = matmul_peak_flops()
-    print(f"matmul peak: {peak / 1e9:.1f} GFLOP/s")
     use_deepctr = DEEPCTR_PYTHON.exists() and not args.no_deepctr
-    results = {}
+    sides = {"tfctr": (sys.executable, "train_throughput.py")}
+    if use_deepctr:
+        sides["deepctr"] = (DEEPCTR_PYTHON, "deepctr_throughput.py")
+    results, peaks = {}, []
     for name in args.models:
-        entry = {"tfctr": _subprocess(sys.executable, "train_throughput.py", name, data_path, args)}
+        rounds = []
+        for _ in range(args.repeats):
+            peaks.append(matmul_peak_flops())
+            rounds.append({side: _subprocess(python, script, name, data_path, args)
+                           for side, (python, script) in sides.items()})
+        entry = {side: _median_round([r[side] for r in rounds]) for side in sides}
         if use_deepctr:
-            entry["deepctr"] = _subprocess(DEEPCTR_PYTHON, "deepctr_throughput.py", name, data_path, args)
-        for side, measured in entry.items():
+            ratios = [r["tfctr"]["examples_per_second"] / r["deepctr"]["examples_per_second"] for r in rounds
+                      if "examples_per_second" in r["tfctr"] and "examples_per_second" in (r["deepctr"] or {})]
+            if ratios:
+                entry["ratio_runs"] = ratios
+        results[name] = entry
+    peak = float(np.median(peaks))
+    print(f"matmul peak: median {peak / 1e9:.1f} GFLOP/s over {len(peaks)} measurements "
+          f"({min(peaks) / 1e9:.0f}-{max(peaks) / 1e9:.0f})")
+    for name, entry in results.items():
+        for side in sides:
+            measured = entry[side]
             if measured and "examples_per_second" in measured:
                 measured["fraction_of_matmul_peak"] = (measured["examples_per_second"]
                                                        * measured["train_flops_per_example"] / peak)
@@ -128,9 +157,11 @@ def main():
                       f"{100 * measured['fraction_of_matmul_peak']:5.1f}% of peak  "
                       f"{measured['peak_rss_mb']:7,.0f} MB RSS  latency {measured['latency_ms_batch_1']:.2f} ms (1) "
                       f"{measured['latency_ms_batch_1024']:.2f} ms (1024)")
-        results[name] = entry
+        if "ratio_runs" in entry:
+            print(f"{name:15s} tfctr / DeepCTR per round: {', '.join(f'{r:.2f}' for r in entry['ratio_runs'])}")
     write_result("train_throughput", {"rows": args.rows, "batch_size": args.batch_size, "min_seconds": args.min_seconds,
                                       "embedding_dim": args.embedding_dim, "matmul_peak_flops": peak,
+                                      "matmul_peak_runs": peaks, "repeats": args.repeats,
                                       "deepctr": use_deepctr, "models": results})
 
 
