@@ -137,6 +137,9 @@ def main():
             peaks.append(matmul_peak_flops())
             rounds.append({side: _subprocess(python, script, name, data_path, args)
                            for side, (python, script) in sides.items()})
+            print(f"{name:15s} round {len(rounds)}: " + "  ".join(
+                f"{side} {measured.get('examples_per_second', float('nan')):,.0f} ex/s"
+                for side, measured in rounds[-1].items()), flush=True)
         entry = {side: _median_round([r[side] for r in rounds]) for side in sides}
         if use_deepctr:
             ratios = [r["tfctr"]["examples_per_second"] / r["deepctr"]["examples_per_second"] for r in rounds
