@@ -79,22 +79,20 @@ def _ada(results, name):
     return results["adaensemble"]["models"][name]
 
 
+def _k3_vs_dense(sparse, dense) -> str:
+    return (f"k=3 ΔAUC {_signed(sparse['auc_mean'] - dense['auc_mean'])} vs DenseMoE at "
+            f"{100 * sparse['expected_flops_per_example'] / dense['expected_flops_per_example']:.0f}% of its FLOPs")
+
+
 def _ada_sparse_vs_dense(results) -> str:
-    k3, dense = _ada(results, "sparse_k3"), _ada(results, "densemoe")
-    return (f"k=3 ΔAUC {_signed(k3['auc_mean'] - dense['auc_mean'])} vs DenseMoE at "
-            f"{100 * k3['expected_flops_per_example'] / dense['expected_flops_per_example']:.0f}% of its FLOPs")
+    return _k3_vs_dense(_ada(results, "sparse_k3"), _ada(results, "densemoe"))
 
 
 def _ada_without_load_regulariser(results) -> str:
     models = results["adaensemble_load0"]["models"]
-    dense = models["densemoe"]
-    parts = []
-    for name, label in (("sparse_k3_nc_load0", "λ = 0"), ("sparse_k3_nc_load0_t025", "λ = 0, τ₀ = 0.25")):
-        if name in models:
-            sparse = models[name]
-            parts.append(f"{label}: k=3 ΔAUC {_signed(sparse['auc_mean'] - dense['auc_mean'])} at "
-                         f"{100 * sparse['expected_flops_per_example'] / dense['expected_flops_per_example']:.0f}% "
-                         "of its FLOPs")
+    parts = [f"{label}: {_k3_vs_dense(models[name], models['densemoe'])}"
+             for name, label in (("sparse_k3_nc_load0", "λ = 0"), ("sparse_k3_nc_load0_t025", "λ = 0, τ₀ = 0.25"))
+             if name in models]
     return "; ".join(parts) + " (50k rows, 3 seeds)"
 
 

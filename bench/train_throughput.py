@@ -85,7 +85,7 @@ def run_one(name: str, data_path: Path, batch_size: int, embedding_dim: int, min
     return measure_model(model, inputs, labels, batch_size, min_seconds)
 
 
-def _subprocess(python, script, name, data_path, args) -> dict | None:
+def _subprocess(python, script, name, data_path, args) -> dict:
     command = [str(python), str(BENCH_DIR / script), "--one", name, "--data", str(data_path),
                "--batch-size", str(args.batch_size), "--embedding-dim", str(args.embedding_dim),
                "--min-seconds", str(args.min_seconds)]
@@ -98,10 +98,10 @@ def _subprocess(python, script, name, data_path, args) -> dict | None:
     return json.loads(lines[-1])
 
 
-def _median_round(runs: list) -> dict | None:
+def _median_round(runs: list) -> dict:
     """The run with the median examples/second (the lower middle one for an even count), with every round's
     examples/second attached; a failed or unsupported side is returned as it came."""
-    timed = sorted((r for r in runs if r and "examples_per_second" in r), key=lambda r: r["examples_per_second"])
+    timed = sorted((r for r in runs if "examples_per_second" in r), key=lambda r: r["examples_per_second"])
     if not timed:
         return runs[-1]
     return {**timed[(len(timed) - 1) // 2], "examples_per_second_runs": [r["examples_per_second"] for r in timed]}
@@ -143,7 +143,7 @@ def main():
         entry = {side: _median_round([r[side] for r in rounds]) for side in sides}
         if use_deepctr:
             ratios = [r["tfctr"]["examples_per_second"] / r["deepctr"]["examples_per_second"] for r in rounds
-                      if "examples_per_second" in r["tfctr"] and "examples_per_second" in (r["deepctr"] or {})]
+                      if "examples_per_second" in r["tfctr"] and "examples_per_second" in r["deepctr"]]
             if ratios:
                 entry["ratio_runs"] = ratios
         results[name] = entry
@@ -153,7 +153,7 @@ def main():
     for name, entry in results.items():
         for side in sides:
             measured = entry[side]
-            if measured and "examples_per_second" in measured:
+            if "examples_per_second" in measured:
                 measured["fraction_of_matmul_peak"] = (measured["examples_per_second"]
                                                        * measured["train_flops_per_example"] / peak)
                 print(f"{name:15s} {side:8s} {measured['examples_per_second']:10,.0f} ex/s  "

@@ -129,8 +129,7 @@ class BilinearInteraction(tf.keras.layers.Layer):
         counts = [fields - 1 - i for i in range(fields - 1)]
         columns = tf.unstack(inputs, axis=1)
         if self.bilinear_type == "field_all":
-            lefts = tf.unstack(tf.tensordot(inputs, self.kernel[0], axes=1), axis=1)[:-1]
-            lefts = [e[:, None, :] for e in lefts]
+            lefts = [e[:, None, :] for e in tf.unstack(tf.tensordot(inputs, self.kernel[0], axes=1), axis=1)[:-1]]
         elif self.bilinear_type == "field_each":
             lefts = [tf.matmul(e, w)[:, None, :] for e, w in zip(columns[:-1], tf.unstack(self.kernel)[:-1])]
         else:
