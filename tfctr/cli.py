@@ -1,5 +1,5 @@
 """The ``tfctr`` command line:
-``tfctr synth | train | distill | search-fusion | export | serve | predict | convert | demo | bench``.
+``tfctr synth | spec | train | tune | distill | search-fusion | export | serve | predict | convert | demo | bench``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,15 @@ def _hp_value(text: str):
 
 
 def _parse_hp(items) -> dict:
+    from tfctr.training.tuning import read_hp_file
+
     hp = {}
     for item in items or []:
+        if "=" not in item and item.endswith(".json"):
+            hp.update(read_hp_file(item))
+            continue
         if "=" not in item:
-            raise SystemExit(f"--hp expects NAME=VALUE (JSON value), got {item!r}")
+            raise SystemExit(f"--hp expects NAME=VALUE (JSON value) or a JSON file, got {item!r}")
         key, value = item.split("=", 1)
         hp[key] = _hp_value(value)
     return hp
@@ -40,16 +45,50 @@ def _cmd_synth(args):
     print(json.dumps(paths, indent=1))
 
 
+def _training_args(args) -> dict:
+    """``train`` keyword arguments of the shared training options (``add_training_options``)."""
+    values = _parse_hp(args.hp)
+    training = {k: values.pop(k) for k in ("learning_rate", "batch_size") if k in values}  # from a --hp file
+    explicit = {"learning_rate": args.learning_rate, "batch_size": args.batch_size}
+    training.update({k: v for k, v in explicit.items() if v is not None})
+    return dict(train=args.train, valid=args.valid, test=args.test, model=args.model, label=args.label,
+                epochs=args.epochs, embedding_dim=args.embedding_dim, seed=args.seed, monitor=args.monitor,
+                patience=args.patience, lr_reductions=args.lr_reductions, clipnorm=args.clipnorm or None,
+                spec=args.spec, exclude=args.exclude, hyper_params=values, verbose=args.verbose,
+                strategy=args.strategy, mixed_precision=args.mixed_precision, min_shard_bytes=args.min_shard_bytes,
+                **training)
+
+
 def _cmd_train(args):
     from tfctr.training import train
 
-    result = train(args.train, args.valid, args.out, model=args.model, test=args.test, label=args.label,
-                   epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-                   embedding_dim=args.embedding_dim, seed=args.seed, patience=args.patience, spec=args.spec,
-                   exclude=args.exclude, hyper_params=_parse_hp(args.hp), verbose=args.verbose,
-                   strategy=args.strategy, mixed_precision=args.mixed_precision,
-                   min_shard_bytes=args.min_shard_bytes)
+    result = train(out=args.out, **_training_args(args))
     print(json.dumps(result.metrics, indent=1))
+
+
+def _cmd_tune(args):
+    from tfctr.training.tuning import format_leaderboard, read_hp_file, tune
+
+    kwargs = _training_args(args)
+    if kwargs.pop("hyper_params"):
+        raise ValueError("tune searches the hyper-parameters: give the values to search in --space, not --hp")
+    space = read_hp_file(args.space) if args.space else None
+    result = tune(kwargs.pop("train"), kwargs.pop("valid"), args.out, trials=args.trials, space=space,
+                  prune=not args.no_prune, **kwargs)
+    print(format_leaderboard(result.leaderboard, args.monitor))
+    print(f"best: {json.dumps(result.best_hp)} -> {result.out / 'best_hp.json'} "
+          f"(tfctr train --model {args.model} --hp {result.out / 'best_hp.json'} ...)")
+
+
+def _cmd_spec(args):
+    from tfctr.features import FeatureSpec
+
+    spec = FeatureSpec.infer(args.train, label=args.label, exclude=args.exclude)
+    if args.fit:
+        spec.fit(args.train)
+    spec.save(args.out)
+    print(spec.describe())
+    print(f"written to {args.out}; edit it and pass it to tfctr train --spec {args.out}")
 
 
 def _cmd_distill(args):
@@ -138,6 +177,48 @@ def _cmd_bench(args):
     raise SystemExit(subprocess.run(command, cwd=path.parent).returncode)
 
 
+def add_training_options(p, models, strategies):
+    """The data and training options of every command that trains (``train``, ``tune``), with one set of
+    defaults: those of ``tfctr.training.train``."""
+    from tfctr.training.selection import DEFAULT_MONITOR, MONITORS
+    from tfctr.training.train import DEFAULT_CLIPNORM, DEFAULT_EPOCHS, DEFAULT_PATIENCE
+
+    p.add_argument("--train", required=True, help="Parquet file, directory or glob")
+    p.add_argument("--valid", required=True)
+    p.add_argument("--test")
+    p.add_argument("--label", default="label")
+    p.add_argument("--model", default="dcnv2", choices=models)
+    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="at most this many epochs (model selection "
+                   "usually stops earlier)")
+    p.add_argument("--batch-size", type=int, help="global batch size (default 1024)")
+    p.add_argument("--learning-rate", type=float, help="Adam's learning rate (default: the model's recommended "
+                   "rate, 1e-3 for most, 1e-2 for lr)")
+    p.add_argument("--embedding-dim", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--monitor", choices=list(MONITORS), default=DEFAULT_MONITOR,
+                   help="validation score that selects the epoch, lowers the learning rate and stops training")
+    p.add_argument("--patience", type=int, default=DEFAULT_PATIENCE,
+                   help="epochs without improvement of --monitor before the learning rate drops or training stops")
+    p.add_argument("--lr-reductions", type=int, default=1,
+                   help="plateaus that divide the learning rate by 10 (from the best epoch) before training stops")
+    p.add_argument("--clipnorm", type=float, default=DEFAULT_CLIPNORM,
+                   help="clip the gradient to this global norm (0 = no clipping)")
+    p.add_argument("--spec", help="a spec.json (from tfctr spec, fitted or not) instead of inferring one")
+    p.add_argument("--exclude", nargs="*", default=[], help="columns that are not features")
+    p.add_argument("--hp", nargs="*", metavar="NAME=VALUE|FILE.json",
+                   help="model hyper-parameters as NAME=VALUE (JSON values), or a JSON file of them such as "
+                        "tune's best_hp.json (its learning_rate/batch_size set the training options)")
+    p.add_argument("--strategy", choices=list(strategies), default="default",
+                   help="tf.distribute strategy: mirrored = every local GPU; multi_worker and parameter_server read "
+                        "the cluster from TF_CONFIG (run the same command on every task). --batch-size is the "
+                        "global batch, except under parameter_server where it is one worker's step")
+    p.add_argument("--mixed-precision", action="store_true",
+                   help="float16 (GPU) / bfloat16 (CPU) compute, float32 variables, logits and losses")
+    p.add_argument("--min-shard-bytes", type=int, default=1 << 20,
+                   help="parameter_server: variables of at least twice this size are split over the ps tasks")
+    p.add_argument("--verbose", type=int, default=1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tfctr.models import available
     from tfctr.training.distribute import STRATEGIES
@@ -159,31 +240,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_synth)
 
     p = sub.add_parser("train", help="fit the spec and train a model with model.fit")
-    p.add_argument("--train", required=True, help="Parquet file, directory or glob")
-    p.add_argument("--valid", required=True)
-    p.add_argument("--test")
-    p.add_argument("--label", default="label")
-    p.add_argument("--model", default="dcnv2", choices=available())
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--embedding-dim", type=int)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--patience", type=int, default=2, help="early stopping patience on validation AUC")
-    p.add_argument("--spec", help="a fitted spec.json to use instead of inferring and fitting one")
-    p.add_argument("--exclude", nargs="*", default=[], help="columns that are not features")
-    p.add_argument("--hp", nargs="*", metavar="NAME=VALUE", help="model hyper-parameters, values as JSON")
-    p.add_argument("--strategy", choices=list(STRATEGIES), default="default",
-                   help="tf.distribute strategy: mirrored = every local GPU; multi_worker and parameter_server read "
-                        "the cluster from TF_CONFIG (run the same command on every task). --batch-size is the "
-                        "global batch, except under parameter_server where it is one worker's step")
-    p.add_argument("--mixed-precision", action="store_true",
-                   help="float16 (GPU) / bfloat16 (CPU) compute, float32 variables, logits and losses")
-    p.add_argument("--min-shard-bytes", type=int, default=1 << 20,
-                   help="parameter_server: variables of at least twice this size are split over the ps tasks")
-    p.add_argument("--verbose", type=int, default=1)
+    add_training_options(p, available(), STRATEGIES)
     p.add_argument("--out", required=True, help="run directory")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("tune", help="search a model's hyper-parameters with Optuna; writes OUT/best_hp.json")
+    add_training_options(p, available(), STRATEGIES)
+    p.add_argument("--trials", type=int, default=20, help="trials the study holds when done (resumes OUT/study.db)")
+    p.add_argument("--space", help="search space JSON file (default: tfctr.training.tuning.default_space(model))")
+    p.add_argument("--no-prune", action="store_true", help="run every trial to the end (no median pruning)")
+    p.add_argument("--out", required=True, help="study directory")
+    p.set_defaults(func=_cmd_tune)
+
+    p = sub.add_parser("spec", help="infer the feature spec of a training split and write it for review")
+    p.add_argument("--train", required=True, help="Parquet file, directory or glob")
+    p.add_argument("--label", default="label")
+    p.add_argument("--exclude", nargs="*", default=[], help="columns that are not features")
+    p.add_argument("--fit", action="store_true", help="also fit vocabularies and buckets (large for big data)")
+    p.add_argument("--out", required=True, help="spec JSON to write; edit it and pass it to train --spec")
+    p.set_defaults(func=_cmd_spec)
 
     p = sub.add_parser("distill", help="KD-DAGFM: distil a trained teacher run into a student, then fine-tune it")
     p.add_argument("--teacher", required=True, help="the teacher's run directory (tfctr train --out)")

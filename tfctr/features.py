@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -150,7 +151,8 @@ class NumericFeature:
         name: column name.
         transform: ``"log_square"`` (Criteo count buckets), ``"quantile"`` (equal-frequency buckets) or
             ``"standardize"`` (a float input of the dense block).
-        num_buckets: number of quantile buckets (``transform="quantile"`` only).
+        num_buckets: number of quantile buckets (``transform="quantile"`` only); a value that holds at least
+            1/num_buckets of the training data gets a bucket of its own (see ``quantile_boundaries``).
         boundaries: fitted bucket boundaries, ascending.
         mean, std: fitted moments (``transform="standardize"`` only).
     """
@@ -218,6 +220,25 @@ def log_square_boundaries(lo: float, hi: float) -> list[float]:
     return bounds
 
 
+def quantile_boundaries(sample: np.ndarray, num_buckets: int) -> list[float]:
+    """Equal-frequency bucket boundaries of ``sample`` that keep its atoms apart.
+
+    A value holding at least 1/``num_buckets`` of the sample (an atom: the zeros of a capital-gain column, a
+    round number) gets a bucket of its own, bounded by ``a`` and the next float above it; the remaining values
+    are cut at their own quantiles into the buckets left. Plain quantiles would merge a 90% atom with everything
+    near it into one or two buckets and lose the rest of the column.
+    """
+    values, counts = np.unique(sample, return_counts=True)
+    atoms = values[counts >= len(sample) / num_buckets]
+    rest = sample[~np.isin(sample, atoms)]
+    cuts = []
+    if rest.size:
+        n_rest = max(num_buckets - 2 * len(atoms), 2)
+        cuts = list(np.quantile(rest, np.arange(1, n_rest) / n_rest))
+    atom_edges = [edge for atom in atoms for edge in (atom, np.nextafter(atom, np.inf))]
+    return [float(b) for b in np.unique(np.array(cuts + atom_edges, dtype=np.float64))]
+
+
 class FeatureSpec:
     """The ordered set of features a model consumes, plus the label column.
 
@@ -269,6 +290,21 @@ class FeatureSpec:
         if missing:
             raise SpecError(f"FeatureSpec is not fitted for features {missing}: call spec.fit(paths) first")
 
+    def describe(self) -> str:
+        """A table of the features, one row each: column, kind, transform, raw dtype, embedding rows."""
+        rows = [("column", "kind", "transform", "dtype", "rows")]
+        for f in self.features:
+            if isinstance(f, NumericFeature):
+                transform, dtype = f.transform, "float64"
+            else:
+                transform = f"hash {f.hash_bins}" if f.hash_bins else f"vocabulary, min_count {f.min_count}"
+                dtype = f.dtype
+            size = str(f.vocabulary_size) if f.is_embedded and f.fitted else ("dense" if not f.is_embedded else "-")
+            rows.append((f.name, f.kind, transform, dtype, size))
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+        return "\n".join([lines[0], "  ".join("-" * w for w in widths)] + lines[1:] + [f"label: {self.label}"])
+
     def __repr__(self) -> str:
         body = ", ".join(f"{f.name}:{f.kind}" for f in self.features)
         return f"FeatureSpec(label={self.label!r}, features=[{body}])"
@@ -284,8 +320,10 @@ class FeatureSpec:
     ) -> FeatureSpec:
         """Infers a spec from a Parquet schema (or the schema of a Parquet file/directory).
 
-        Strings and dictionaries become vocabulary categoricals, integers become ``log_square`` numerics
-        (counts), floats become ``quantile`` numerics, booleans categorical ints, lists ``ListFeature``.
+        Strings and dictionaries become vocabulary categoricals, floats become ``quantile`` numerics, booleans
+        categorical ints, lists ``ListFeature``. Integers are either identifiers (categorical ints) or counts
+        (``log_square`` numerics), told apart by ``integer_kind`` on a sample of the column when ``schema`` is a
+        Parquet path (from an Arrow schema alone, integers are counts). ``describe()`` prints what was inferred.
 
         Args:
             schema: an Arrow schema or a Parquet path.
@@ -294,10 +332,14 @@ class FeatureSpec:
                 class) replacing the inferred feature.
             exclude: columns that are not features (ids, timestamps, true CTR of synthetic data).
         """
+        sample = None
         if not isinstance(schema, pa.Schema):
-            from tfctr.data.parquet import read_schema
+            from tfctr.data.parquet import read_sample, read_schema
 
-            schema = read_schema(schema)
+            paths, schema = schema, read_schema(schema)
+            integers = [f.name for f in schema if pa.types.is_integer(f.type) and f.name != label
+                        and f.name not in set(exclude) and f.name not in (overrides or {})]
+            sample = read_sample(paths, integers) if integers else None
         overrides = dict(overrides or {})
         exclude = set(exclude)
         if label not in schema.names:
@@ -311,6 +353,8 @@ class FeatureSpec:
                 continue
             if field.name in overrides:
                 features.append(_feature_from_override(field.name, overrides[field.name]))
+            elif sample is not None and field.name in sample.column_names:
+                features.append(_infer_integer(field.name, sample.column(field.name)))
             else:
                 features.append(_infer_feature(field))
         return cls(features, label=label)
@@ -403,6 +447,38 @@ def _infer_feature(field: pa.Field) -> Feature:
                     "pass an override or exclude it")
 
 
+_IDENTIFIER_NAME = re.compile(r"(^|[_\W])(id|ids|key|uid|hash)$|[a-z0-9]Id$|^id[_\W]", re.IGNORECASE)
+
+
+def integer_kind(name: str, values: np.ndarray) -> tuple[str, str]:
+    """Whether an integer column holds identifiers (``"categorical"``) or counts (``"count"``), and why.
+
+    Identifiers: a name like ``user_id``, ``itemId`` or ``key``; at most two distinct values (a flag); or a
+    value frequency that does not fall as the value grows. Counts (clicks, views, the Criteo I-fields) are
+    mostly small with a thinning tail: over the distinct values, the rank correlation between a value and how
+    often it occurs is clearly negative (≤ -0.3). Ids are arbitrary codes whose frequency has nothing to do
+    with their size.
+    """
+    if _IDENTIFIER_NAME.search(name):
+        return "categorical", "the name looks like an identifier"
+    values = values[~np.isnan(values)] if values.dtype.kind == "f" else values
+    distinct, counts = np.unique(values, return_counts=True)
+    if distinct.size <= 2:
+        return "categorical", f"{distinct.size} distinct value(s)"
+    value_rank = np.arange(distinct.size)  # np.unique returns the values sorted
+    count_rank = np.argsort(np.argsort(counts, kind="stable"), kind="stable")
+    rho = float(np.corrcoef(value_rank, count_rank)[0, 1]) if counts.min() != counts.max() else 0.0
+    if rho <= -0.3:
+        return "count", f"frequency falls as the value grows (rank correlation {rho:.2f})"
+    return "categorical", f"frequency unrelated to the value (rank correlation {rho:.2f}): identifiers"
+
+
+def _infer_integer(name: str, column) -> Feature:
+    values = pc.drop_null(column).to_numpy(zero_copy_only=False)
+    kind, _ = integer_kind(name, values)
+    return CategoricalFeature(name, dtype="int64") if kind == "categorical" else NumericFeature(name, "log_square")
+
+
 class _Fitter:
     """Streaming statistics for one feature: value counts, range, moments and a reservoir sample."""
 
@@ -483,5 +559,4 @@ class _Fitter:
         elif f.transform == "log_square":
             f.boundaries = log_square_boundaries(self.lo, self.hi)
         else:
-            qs = np.quantile(self.sample, np.arange(1, f.num_buckets) / f.num_buckets)
-            f.boundaries = [float(b) for b in np.unique(qs)]
+            f.boundaries = quantile_boundaries(self.sample, f.num_buckets)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from layer_test_case import check_layer
@@ -104,3 +105,33 @@ def test_dense_gradients_are_chosen_for_small_tables_only():
 def test_dense_block_stacks_features():
     check_layer(DenseBlock, {}, [tf.constant([1.0, 2.0]), tf.constant([3.0, 4.0])],
                 expected_output=[[1.0, 3.0], [2.0, 4.0]], weight_shapes={})
+
+
+def test_rows_l2_penalises_the_distinct_rows_the_batch_uses():
+    """λ Σ_j ||T_j||² over the distinct rows looked up (repeats once, padding never, unused rows not at all)."""
+    layer = FieldEmbedding([5, 4, 3], 2, poolings=[None, "sum", None], rows_l2=0.1,
+                           embeddings_initializer=tf.keras.initializers.RandomNormal(seed=2))
+    inputs = [tf.constant([1, 1, 4]), tf.constant([[0, 2, -1], [2, -1, -1], [-1, -1, -1]]), tf.constant([0, 0, 0])]
+    layer(inputs)
+    table = layer.embeddings.numpy()
+    rows = {1, 4} | {5 + 0, 5 + 2} | {9 + 0}  # field offsets 0, 5, 9
+    expected = 0.1 * sum(float(np.sum(table[j] ** 2)) for j in rows)
+    assert len(layer.losses) == 1
+    np.testing.assert_allclose(float(layer.losses[0]), expected, rtol=1e-6)
+    # the gradient of the penalty reaches only those rows
+    with tf.GradientTape() as tape:
+        layer(inputs)
+        penalty = layer.losses[0]
+    grad = tf.convert_to_tensor(tape.gradient(penalty, layer.embeddings)).numpy()
+    touched = {int(j) for j in np.nonzero(np.abs(grad).sum(axis=1))[0]}
+    assert touched == rows
+    np.testing.assert_allclose(grad[sorted(rows)], 0.2 * table[sorted(rows)], rtol=1e-5)
+
+
+def test_rows_l2_is_validated_and_off_by_default():
+    assert FieldEmbedding([3], 2).rows_l2 == 0.0
+    with pytest.raises(ValueError, match="rows_l2"):
+        FieldEmbedding([3], 2, rows_l2=-1.0)
+    layer = FieldEmbedding([3], 2)
+    layer([tf.constant([0, 1])])
+    assert layer.losses == []

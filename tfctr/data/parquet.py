@@ -58,6 +58,18 @@ def read_schema(paths) -> pa.Schema:
     return pq.read_schema(resolve_paths(paths)[0])
 
 
+def read_sample(paths, columns: list[str], max_rows: int = 100_000) -> pa.Table:
+    """The first ``max_rows`` rows of ``columns`` over the files of ``paths`` (for inference, not training)."""
+    pieces, rows = [], 0
+    for path in resolve_paths(paths):
+        for batch in _open(path).iter_batches(batch_size=min(max_rows, 65536), columns=columns):
+            pieces.append(batch.slice(0, max_rows - rows))
+            rows += pieces[-1].num_rows
+            if rows >= max_rows:
+                return pa.Table.from_batches(pieces)
+    return pa.Table.from_batches(pieces) if pieces else pa.table({c: [] for c in columns})
+
+
 def _open(path: str) -> pq.ParquetFile:
     try:
         return pq.ParquetFile(path)

@@ -43,6 +43,11 @@ class SyntheticConfig:
         n_numeric: number of integer count fields ``I1..``.
         n_list: number of multi-valued fields ``tags``, ``tags2``, ... (lists of 0..``max_list_length`` tokens).
         vocabulary_size: distinct values per categorical field.
+        cross_vocabulary_size: distinct values of the categorical fields that take part in the second- and
+            third-order terms (``None``: ``vocabulary_size``). A few hundred makes every cross learnable from
+            ~1M rows, so models that learn crosses can approach the Bayes-optimal AUC.
+        categorical_dtype: ``"string"`` (hex strings, as Criteo) or ``"int64"`` (integer ids spread over a
+            large range, as most warehouse tables, MovieLens and Avazu-style ids store them).
         zipf_exponent: value frequency ~ 1 / rank^zipf_exponent.
         missing_rate: fraction of nulls in numeric fields and in categorical fields.
         n_pairs, n_triples: number of field pairs / triples with a second- / third-order effect.
@@ -61,6 +66,8 @@ class SyntheticConfig:
     n_numeric: int = 13
     n_list: int = 0
     vocabulary_size: int = 1000
+    cross_vocabulary_size: int | None = None
+    categorical_dtype: str = "string"
     max_list_length: int = 5
     zipf_exponent: float = 1.1
     missing_rate: float = 0.05
@@ -77,6 +84,12 @@ class SyntheticConfig:
     seed: int = 0
 
     def __post_init__(self):
+        if self.categorical_dtype not in ("string", "int64"):
+            raise ValueError(f"SyntheticConfig: categorical_dtype must be 'string' or 'int64', "
+                             f"got {self.categorical_dtype!r}")
+        if self.cross_vocabulary_size is not None and not 1 <= self.cross_vocabulary_size <= self.vocabulary_size:
+            raise ValueError(f"SyntheticConfig: cross_vocabulary_size must be in [1, vocabulary_size="
+                             f"{self.vocabulary_size}], got {self.cross_vocabulary_size}")
         if self.n_user_groups and self.n_categorical < 2:
             raise ValueError(f"SyntheticConfig: n_user_groups={self.n_user_groups} needs n_categorical >= 2 "
                              f"(C1 is the user), got {self.n_categorical}")
@@ -91,9 +104,16 @@ def _calibrated_bias(logits: np.ndarray, target: float) -> float:
     return (lo + hi) / 2
 
 
-def _hex_vocabulary(field: int, size: int, seed: int) -> pa.Array:
+def _value_codes(field: int, size: int, seed: int) -> np.ndarray:
+    """Distinct 32-bit codes of the ``size`` values of a field, scattered over the range (not in rank order)."""
     ranks = np.arange(size, dtype=np.uint64)
-    codes = (ranks * np.uint64(2654435761) + np.uint64(field * 97 + seed * 7919 + 1)) & np.uint64(0xFFFFFFFF)
+    return (ranks * np.uint64(2654435761) + np.uint64(field * 97 + seed * 7919 + 1)) & np.uint64(0xFFFFFFFF)
+
+
+def _vocabulary(field: int, size: int, seed: int, dtype: str) -> pa.Array:
+    codes = _value_codes(field, size, seed)
+    if dtype == "int64":
+        return pa.array(codes.astype(np.int64))
     return pa.array([f"{c:08x}" for c in codes.tolist()], type=pa.string())
 
 
@@ -106,9 +126,7 @@ class SyntheticCTR:
         self.cat_names = [f"C{i + 1}" for i in range(c.n_categorical)]
         self.num_names = [f"I{i + 1}" for i in range(c.n_numeric)]
         self.list_names = ["tags" if i == 0 else f"tags{i + 1}" for i in range(c.n_list)]
-        p = 1.0 / np.arange(1, c.vocabulary_size + 1) ** c.zipf_exponent
-        self.value_probs = p / p.sum()
-        self.vocabularies = [_hex_vocabulary(f, c.vocabulary_size, c.seed) for f in range(c.n_categorical)]
+        self.value_probs = self._zipf(c.vocabulary_size)
         # per categorical/list field: value weights (slot 0 of each table = missing) and latent vectors
         n_embedded = c.n_categorical + c.n_list
         self.weights = rng.normal(size=(n_embedded, c.vocabulary_size + 1))
@@ -120,6 +138,11 @@ class SyntheticCTR:
         self.pairs = [tuple(rng.choice(n_fields, 2, replace=False)) for _ in range(c.n_pairs)] if n_fields >= 2 else []
         self.triples = ([tuple(rng.choice(n_fields, 3, replace=False)) for _ in range(c.n_triples)]
                         if n_fields >= 3 else [])
+        crossed = {int(f) for term in self.pairs + self.triples for f in term if f < c.n_categorical}
+        self.field_sizes = [c.cross_vocabulary_size if f in crossed and c.cross_vocabulary_size
+                            else c.vocabulary_size for f in range(c.n_categorical)]
+        self.vocabularies = [_vocabulary(f, size, c.seed, c.categorical_dtype)
+                             for f, size in enumerate(self.field_sizes)]
         # drawn from their own stream so that data without the user-dependent part is unchanged by it
         user_rng = np.random.default_rng([c.seed, 1])
         self.user_group = user_rng.integers(0, max(c.n_user_groups, 1), size=c.vocabulary_size + 1)
@@ -137,9 +160,16 @@ class SyntheticCTR:
         logits = sum(scale * part for scale, part in zip(self.scales, parts))
         self.bias = _calibrated_bias(logits, c.base_ctr)
 
+    def _zipf(self, size: int) -> np.ndarray:
+        p = 1.0 / np.arange(1, size + 1) ** self.config.zipf_exponent
+        return p / p.sum()
+
     def _draw(self, n: int, rng: np.random.Generator):
         c = self.config
-        cats = rng.choice(c.vocabulary_size, size=(n, c.n_categorical), p=self.value_probs) + 1
+        if all(size == c.vocabulary_size for size in self.field_sizes):
+            cats = rng.choice(c.vocabulary_size, size=(n, c.n_categorical), p=self.value_probs) + 1
+        else:
+            cats = np.stack([rng.choice(size, size=n, p=self._zipf(size)) for size in self.field_sizes], axis=1) + 1
         cats[rng.random(cats.shape) < c.missing_rate] = 0
         counts = np.floor(np.exp(rng.normal(self.num_mu, 1.5, size=(n, c.n_numeric)))).astype(np.float64)
         counts[rng.random(counts.shape) < c.missing_rate] = np.nan
@@ -190,6 +220,7 @@ class SyntheticCTR:
 
     def sample(self, n: int, split: str = "train") -> pa.Table:
         """Draws ``n`` rows of ``split`` (train/valid/test or any name) as an Arrow table."""
+        c = self.config
         offset = _SPLIT_OFFSETS.get(split, sum(map(ord, split)) + 10)
         rng = np.random.default_rng([self.config.seed, offset])
         cats, counts, lists = self._draw(n, rng)
@@ -201,12 +232,14 @@ class SyntheticCTR:
             columns[name] = pa.array(np.nan_to_num(values, nan=0).astype(np.int64), mask=np.isnan(values))
         for i, name in enumerate(self.cat_names):
             indices = pa.array(np.maximum(cats[:, i] - 1, 0).astype(np.int32), mask=cats[:, i] == 0)
-            columns[name] = pa.DictionaryArray.from_arrays(indices, self.vocabularies[i]).cast(pa.string())
+            values = pa.DictionaryArray.from_arrays(indices, self.vocabularies[i])
+            columns[name] = values.cast(self.vocabularies[i].type)
         for i, name in enumerate(self.list_names):
             lengths, tokens = lists[i]
             offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-            words = pa.DictionaryArray.from_arrays(pa.array((tokens - 1).astype(np.int32)),
-                                                   self.vocabularies[0]).cast(pa.string())
+            token_words = _vocabulary(0, c.vocabulary_size, c.seed, "string")
+            words = pa.DictionaryArray.from_arrays(pa.array((tokens - 1).astype(np.int32)), token_words)
+            words = words.cast(pa.string())
             columns[name] = pa.ListArray.from_arrays(pa.array(offsets), words)
         columns[TRUE_CTR_COLUMN] = pa.array(ctr)
         return pa.table(columns)

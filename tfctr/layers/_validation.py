@@ -22,6 +22,12 @@ def rate(layer: str, name: str, value) -> float:
     return float(value)
 
 
+def non_negative(layer: str, name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value) >= 0.0:
+        raise ValueError(f"{layer}: {name} must be a number >= 0, got {value!r}")
+    return float(value)
+
+
 def choice(layer: str, name: str, value, choices) -> str:
     if value not in choices:
         raise ValueError(f"{layer}: {name} must be one of {sorted(choices)}, got {value!r}")

@@ -2,7 +2,14 @@
 
 import tensorflow as tf
 
-from tfctr.layers._validation import as_shape_list, as_tensor_list, choice, positive_int, positive_int_list
+from tfctr.layers._validation import (
+    as_shape_list,
+    as_tensor_list,
+    choice,
+    non_negative,
+    positive_int,
+    positive_int_list,
+)
 
 # Tables up to this many floats (16 MB) get dense gradients under ``dense_gradients=None``.
 DENSE_GRADIENT_MAX_ELEMENTS = 1 << 22
@@ -47,7 +54,12 @@ class FieldEmbedding(tf.keras.layers.Layer):
         embedding_dim: D.
         poolings: per field ``None`` (single id) or ``"mean"``/``"sum"`` (list of ids); all ``None`` by default.
         embeddings_initializer: initialiser of the table (default: uniform in ±0.05, as Keras Embedding).
-        embeddings_regularizer: optional regulariser of the table.
+        embeddings_regularizer: optional regulariser of the whole table, applied to every row at every step
+            (Keras' meaning; rarely what a CTR model wants, see ``rows_l2``).
+        rows_l2: λ of the L2 penalty on the rows used by the batch, the meaning CTR libraries give to
+            embedding regularisation: ``λ Σ_{j ∈ rows(batch)} ||T_j||²`` over the distinct table rows the batch
+            looks up (padding excluded), added as a layer loss. Rows the batch does not use are not decayed.
+            Default 0 (none).
         dense_gradients: the table's gradient as a dense ``[ΣV_f, D]`` tensor (True) or as ``IndexedSlices``
             (False). ``None`` (default) chooses dense for tables of at most ``DENSE_GRADIENT_MAX_ELEMENTS``
             floats (16 MB) and sparse above; the update is the same, only its cost differs (see
@@ -61,7 +73,7 @@ class FieldEmbedding(tf.keras.layers.Layer):
     """
 
     def __init__(self, vocabulary_sizes, embedding_dim, poolings=None, embeddings_initializer="uniform",
-                 embeddings_regularizer=None, dense_gradients=None, **kwargs):
+                 embeddings_regularizer=None, dense_gradients=None, rows_l2=0.0, **kwargs):
         super().__init__(**kwargs)
         self.vocabulary_sizes = positive_int_list("FieldEmbedding", "vocabulary_sizes", vocabulary_sizes)
         self.embedding_dim = positive_int("FieldEmbedding", "embedding_dim", embedding_dim)
@@ -74,6 +86,7 @@ class FieldEmbedding(tf.keras.layers.Layer):
         self.embeddings_initializer = tf.keras.initializers.get(embeddings_initializer)
         self.embeddings_regularizer = tf.keras.regularizers.get(embeddings_regularizer)
         self.dense_gradients = None if dense_gradients is None else bool(dense_gradients)
+        self.rows_l2 = non_negative("FieldEmbedding", "rows_l2", rows_l2)
         offsets, total = [], 0
         for size in self.vocabulary_sizes:
             offsets.append(total)
@@ -102,15 +115,17 @@ class FieldEmbedding(tf.keras.layers.Layer):
         inputs = as_tensor_list(inputs)
         if len(inputs) != len(self.vocabulary_sizes):
             raise ValueError(f"FieldEmbedding expects {len(self.vocabulary_sizes)} id tensors, got {len(inputs)}")
-        parts = []
+        parts, used_rows = [], []
         if self._single:
             ids = tf.stack([tf.reshape(tf.cast(inputs[i], tf.int32), [-1]) for i in self._single], axis=1)
             ids = ids + tf.constant([self._offsets[i] for i in self._single], dtype=tf.int32)
             parts.append(self._lookup(ids))
+            used_rows.append(tf.reshape(ids, [-1]))
         for i in self._pooled:
             ids = tf.cast(inputs[i], tf.int32)
             mask = tf.cast(ids >= 0, self.embeddings.dtype)[..., None]
             vectors = self._lookup(tf.maximum(ids, 0) + self._offsets[i]) * mask
+            used_rows.append(tf.boolean_mask(ids, ids >= 0) + self._offsets[i])
             pooled = tf.reduce_sum(vectors, axis=1)
             if self.poolings[i] == "mean":
                 pooled = pooled / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0)
@@ -118,7 +133,14 @@ class FieldEmbedding(tf.keras.layers.Layer):
         stacked = parts[0] if len(parts) == 1 else tf.concat(parts, axis=1)
         if self._restore != list(range(len(self._restore))):
             stacked = tf.gather(stacked, self._restore, axis=1)
+        if self.rows_l2:
+            self.add_loss(self.rows_penalty(tf.concat(used_rows, axis=0)))
         return stacked
+
+    def rows_penalty(self, rows):
+        """``rows_l2 · Σ_j ||T_j||²`` over the distinct table rows ``j`` in the int tensor ``rows`` (a scalar)."""
+        distinct = tf.unique(tf.reshape(rows, [-1])).y
+        return self.rows_l2 * tf.reduce_sum(tf.square(tf.gather(self.embeddings, distinct)))
 
     def compute_output_shape(self, input_shape):
         batch = tf.TensorShape(as_shape_list(input_shape)[0])[0]
@@ -133,5 +155,6 @@ class FieldEmbedding(tf.keras.layers.Layer):
             embeddings_initializer=tf.keras.initializers.serialize(self.embeddings_initializer),
             embeddings_regularizer=tf.keras.regularizers.serialize(self.embeddings_regularizer),
             dense_gradients=self.dense_gradients,
+            rows_l2=self.rows_l2,
         )
         return config

@@ -17,6 +17,10 @@ class MLP(tf.keras.layers.Layer):
         activation: activation of every layer (default ``"relu"``).
         dropout: dropout rate after every layer (default 0).
         batch_norm: batch normalisation before the activation (default False).
+        batch_norm_momentum: momentum of the moving mean/variance used at inference (default 0.9, PyTorch's
+            0.1 in Keras' convention). Keras' own 0.99 lags badly when an epoch is a few dozen steps: the
+            statistics used at evaluation are then mostly those of the first batches.
+        batch_norm_epsilon: variance epsilon of batch normalisation (default 1e-5, as PyTorch).
         kernel_initializer: initialiser of every kernel (default ``"glorot_uniform"``).
         kernel_regularizer: optional regulariser of every kernel (plain dense layers).
         apg: ``None`` (plain dense layers, default) or a dict of ``APGDense`` arguments (``rank``, ``version``,
@@ -29,13 +33,18 @@ class MLP(tf.keras.layers.Layer):
         TensorShape([2, 4])
     """
 
-    def __init__(self, units, activation="relu", dropout=0.0, batch_norm=False,
-                 kernel_initializer="glorot_uniform", kernel_regularizer=None, apg=None, **kwargs):
+    def __init__(self, units, activation="relu", dropout=0.0, batch_norm=False, batch_norm_momentum=0.9,
+                 batch_norm_epsilon=1e-5, kernel_initializer="glorot_uniform", kernel_regularizer=None, apg=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.units = positive_int_list("MLP", "units", units)
         self.activation = tf.keras.activations.get(activation)
         self.dropout = rate("MLP", "dropout", dropout)
         self.batch_norm = bool(batch_norm)
+        self.batch_norm_momentum = rate("MLP", "batch_norm_momentum", batch_norm_momentum)
+        self.batch_norm_epsilon = float(batch_norm_epsilon)
+        if not self.batch_norm_epsilon > 0:
+            raise ValueError(f"MLP: batch_norm_epsilon must be > 0, got {batch_norm_epsilon!r}")
         self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
         self.apg = None if apg is None else dict(apg)
@@ -46,7 +55,8 @@ class MLP(tf.keras.layers.Layer):
                                  for i, u in enumerate(self.units)]
         else:
             self.dense_layers = [APGDense(u, name=f"apg_{i}", **self.apg) for i, u in enumerate(self.units)]
-        self.norm_layers = [tf.keras.layers.BatchNormalization(name=f"batch_norm_{i}")
+        self.norm_layers = [tf.keras.layers.BatchNormalization(momentum=self.batch_norm_momentum,
+                                                               epsilon=self.batch_norm_epsilon, name=f"batch_norm_{i}")
                             for i in range(len(self.units))] if self.batch_norm else []
         self.dropout_layer = tf.keras.layers.Dropout(self.dropout) if self.dropout else None
 
@@ -90,6 +100,8 @@ class MLP(tf.keras.layers.Layer):
             activation=tf.keras.activations.serialize(self.activation),
             dropout=self.dropout,
             batch_norm=self.batch_norm,
+            batch_norm_momentum=self.batch_norm_momentum,
+            batch_norm_epsilon=self.batch_norm_epsilon,
             kernel_initializer=tf.keras.initializers.serialize(self.kernel_initializer),
             kernel_regularizer=tf.keras.regularizers.serialize(self.kernel_regularizer),
             apg=self.apg,

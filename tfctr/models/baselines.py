@@ -4,9 +4,10 @@ import functools
 
 import tensorflow as tf
 
-from tfctr.layers import MLP, CrossNetwork, FMInteraction
+from tfctr.layers import CrossNetwork, FMInteraction
 from tfctr.layers._validation import choice
 from tfctr.models.inputs import dense_block, embed_fields, flat_input, head, linear_logit, model_inputs
+from tfctr.models.recipe import BATCH_NORM, DROPOUT, L2_EMBEDDING, deep_tower
 from tfctr.models.registry import register
 
 
@@ -14,7 +15,7 @@ def _logit_dense(name):
     return tf.keras.layers.Dense(1, name=name)
 
 
-@register("lr")
+@register("lr", learning_rate=1e-2)
 def lr(spec, l2=0.0):
     """Logistic regression on one-hot ids and the dense block: ``logit = b + Σ_f w_f[id_f] + x_dense · v``."""
     inputs = model_inputs(spec)
@@ -22,24 +23,24 @@ def lr(spec, l2=0.0):
 
 
 @register("wdl")
-def wdl(spec, embedding_dim=16, hidden_units=(256, 128), dropout=0.0, batch_norm=False, l2_embedding=0.0,
-        apg=None):
+def wdl(spec, embedding_dim=16, hidden_units=(256, 128), dropout=DROPOUT, batch_norm=BATCH_NORM,
+        l2_embedding=L2_EMBEDDING, apg=None):
     """Wide & Deep (Cheng et al. 2016): ``logit = linear(x) + MLP([flatten(E), dense]) w``. ``apg`` (a dict of
     ``APGDense`` arguments) makes the MLP's hidden layers adaptive (self-wise)."""
     inputs = model_inputs(spec)
     fields, dense = embed_fields(spec, inputs, embedding_dim, l2_embedding)
-    deep = MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, apg=apg, name="mlp")(flat_input(fields, dense))
+    deep = deep_tower(hidden_units, dropout, batch_norm, apg)(flat_input(fields, dense))
     return head(inputs, [linear_logit(spec, inputs, dense), _logit_dense("deep_logit")(deep)], "wdl")
 
 
 @register("deepfm")
-def deepfm(spec, embedding_dim=16, hidden_units=(256, 128), dropout=0.0, batch_norm=False, l2_embedding=0.0,
-           apg=None):
+def deepfm(spec, embedding_dim=16, hidden_units=(256, 128), dropout=DROPOUT, batch_norm=BATCH_NORM,
+           l2_embedding=L2_EMBEDDING, apg=None):
     """DeepFM (Guo et al. 2017): ``logit = linear(x) + Σ_{i<j} <e_i, e_j> + MLP(x0) w``, embeddings shared;
     ``apg`` makes the MLP adaptive."""
     inputs = model_inputs(spec)
     fields, dense = embed_fields(spec, inputs, embedding_dim, l2_embedding)
-    deep = MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, apg=apg, name="mlp")(flat_input(fields, dense))
+    deep = deep_tower(hidden_units, dropout, batch_norm, apg)(flat_input(fields, dense))
     terms = [linear_logit(spec, inputs, dense), FMInteraction(name="fm")(fields), _logit_dense("deep_logit")(deep)]
     return head(inputs, terms, "deepfm")
 
@@ -53,19 +54,19 @@ def _cross_model(spec, name, kind, embedding_dim, num_cross_layers, projection_d
     cross = CrossNetwork(num_cross_layers, kind=kind, projection_dim=projection_dim, num_experts=num_experts,
                          name="cross")(x0)
     if structure == "stacked":
-        top = MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, apg=apg, name="mlp")(cross) \
+        top = deep_tower(hidden_units, dropout, batch_norm, apg)(cross) \
             if hidden_units else cross
     else:
         parts = [cross]
         if hidden_units:
-            parts.append(MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, apg=apg, name="mlp")(x0))
+            parts.append(deep_tower(hidden_units, dropout, batch_norm, apg)(x0))
         top = tf.keras.layers.Concatenate(name="cross_and_deep")(parts) if len(parts) > 1 else cross
     return head(inputs, [_logit_dense("dense_logit")(top)], name)
 
 
 @register("dcn")
-def dcn(spec, embedding_dim=16, num_cross_layers=3, hidden_units=(256, 128), dropout=0.0, batch_norm=False,
-        l2_embedding=0.0):
+def dcn(spec, embedding_dim=16, num_cross_layers=3, hidden_units=(256, 128), dropout=DROPOUT, batch_norm=BATCH_NORM,
+        l2_embedding=L2_EMBEDDING):
     """Deep & Cross Network (Wang et al. 2017): vector cross network and MLP side by side on x0, then a logit."""
     return _cross_model(spec, "dcn", "vector", embedding_dim, num_cross_layers, None, hidden_units, "parallel",
                         dropout, batch_norm, l2_embedding)
@@ -73,7 +74,8 @@ def dcn(spec, embedding_dim=16, num_cross_layers=3, hidden_units=(256, 128), dro
 
 @register("dcnv2")
 def dcnv2(spec, embedding_dim=16, num_cross_layers=3, projection_dim=None, mixture_experts=None,
-          hidden_units=(256, 128), structure="stacked", dropout=0.0, batch_norm=False, l2_embedding=0.0, apg=None):
+          hidden_units=(256, 128), structure="stacked", dropout=DROPOUT, batch_norm=BATCH_NORM,
+          l2_embedding=L2_EMBEDDING, apg=None):
     """DCN-V2 (Wang et al. 2021): matrix cross network (full rank, or low rank with ``projection_dim``; DCN-Mix
     with ``mixture_experts`` low-rank experts per layer), then an MLP (``structure="stacked"``) or beside it
     (``"parallel"``), then a logit; ``apg`` makes the MLP adaptive."""

@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from tfctr.layers import AdaEnsembleNetwork, SubspaceSplit
 from tfctr.models.inputs import embed_fields, head, model_inputs
+from tfctr.models.recipe import L2_EMBEDDING
 from tfctr.models.registry import register
 
 DEFAULT_EXPERTS = ("dense", "cross", "pin", "conv", "attention")
@@ -26,7 +27,8 @@ def _ensemble(spec, name, embedding_dim, num_subspaces, l2_embedding, **network_
 def adaensemble(spec, embedding_dim=16, num_subspaces=None, num_layers=4, experts=DEFAULT_EXPERTS, k=3,
                 controller=True, depth_training="straight_through", expert_prior=None, depth_prior=None,
                 load_weight=1.0, depth_load_weight=1.0, weight_outputs_by_gates=True, normalize=False,
-                gate_reduction_ratio=16, jitter=0.5, gate_temperature=1.0, dispatch="sparse", l2_embedding=0.0):
+                gate_reduction_ratio=16, jitter=0.5, gate_temperature=1.0, dispatch="sparse",
+                l2_embedding=L2_EMBEDDING):
     """AdaEnsemble (Yan & Li): embeddings → subspace split (h = ``num_subspaces``, default D: bit-wise slots)
     → L sparse MoE layers over the experts (top-k gates) with per-layer estimators and the depth controller
     (``controller=False``: always the last layer). See ``AdaEnsembleNetwork`` for every argument."""
@@ -41,7 +43,7 @@ def adaensemble(spec, embedding_dim=16, num_subspaces=None, num_layers=4, expert
 @register("densemoe")
 def densemoe(spec, embedding_dim=16, num_subspaces=None, num_layers=4, experts=DEFAULT_EXPERTS,
              weight_outputs_by_gates=True, normalize=False, gate_reduction_ratio=16, jitter=0.5, gate_temperature=1.0,
-             l2_embedding=0.0):
+             l2_embedding=L2_EMBEDDING):
     """DenseMoE, AdaEnsemble's comparison: every expert on every example at every layer (k = #experts), no
     depth controller."""
     return _ensemble(spec, "densemoe", embedding_dim, num_subspaces, l2_embedding, num_layers=num_layers,

@@ -23,6 +23,7 @@ from tfctr.layers import FusionGraph, FusionSupernet
 from tfctr.layers._validation import choice, positive_int
 from tfctr.layers.fusion import OPERATIONS, derive, node_names, num_sources, prune
 from tfctr.models.inputs import embed_fields, flat_input, head, model_inputs
+from tfctr.models.recipe import L2_EMBEDDING
 from tfctr.models.registry import register
 
 FIXED_KINDS = ("stacked", "parallel") + OPERATIONS
@@ -30,7 +31,7 @@ FIXED_KINDS = ("stacked", "parallel") + OPERATIONS
 
 @register("optfusion_search")
 def optfusion_search(spec, embedding_dim=16, num_levels=3, selection="soft", product_masked_as_zero=False,
-                     l2_embedding=0.0):
+                     l2_embedding=L2_EMBEDDING):
     """The OptFusion search supernet (``FusionSupernet`` on x0 = [flatten(E), dense]); train it with
     ``tfctr.training.FusionSearch``, then ``derive`` its architecture."""
     inputs = model_inputs(spec)
@@ -80,7 +81,7 @@ def fixed_architecture(kind: str, num_levels: int = 3) -> dict:
 
 
 @register("optfusion")
-def optfusion(spec, architecture=None, embedding_dim=16, l2_embedding=0.0):
+def optfusion(spec, architecture=None, embedding_dim=16, l2_embedding=L2_EMBEDDING):
     """A fixed fusion architecture (from ``derive`` or ``fixed_architecture``; default: every connection with
     ``add``) as a plain model: embeddings → x0 → ``FusionGraph`` (the kept cross/MLP nodes) → logit."""
     inputs = model_inputs(spec)

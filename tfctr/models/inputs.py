@@ -5,6 +5,7 @@ import tensorflow as tf
 from tfctr.data.encoding import model_input_shape_and_dtype
 from tfctr.features import FeatureSpec, ListFeature
 from tfctr.layers import DenseBlock, FieldEmbedding, LinearLogit
+from tfctr.models import recipe
 
 
 def model_inputs(spec: FeatureSpec) -> dict:
@@ -24,11 +25,14 @@ def _embedding_args(spec: FeatureSpec):
 
 
 def embed_fields(spec: FeatureSpec, inputs: dict, embedding_dim: int, l2_embedding: float = 0.0):
-    """Field embeddings ``[B, F, D]`` of the embedded features and the dense block ``[B, n]`` (or None)."""
+    """Field embeddings ``[B, F, D]`` of the embedded features and the dense block ``[B, n]`` (or None).
+
+    The table starts as N(0, ``recipe.EMBEDDING_STDDEV``²); ``l2_embedding`` penalises the rows each batch uses
+    (``FieldEmbedding(rows_l2=)``), not the whole table."""
     embedded, sizes, poolings = _embedding_args(spec)
-    regularizer = tf.keras.regularizers.l2(l2_embedding) if l2_embedding else None
-    fields = FieldEmbedding(sizes, embedding_dim, poolings, embeddings_regularizer=regularizer,
-                            name="field_embedding")([inputs[f.name] for f in embedded])
+    initializer = tf.keras.initializers.RandomNormal(stddev=recipe.EMBEDDING_STDDEV)
+    fields = FieldEmbedding(sizes, embedding_dim, poolings, embeddings_initializer=initializer,
+                            rows_l2=l2_embedding, name="field_embedding")([inputs[f.name] for f in embedded])
     return fields, dense_block(spec, inputs)
 
 

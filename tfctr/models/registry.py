@@ -3,18 +3,28 @@
 import inspect
 
 _BUILDERS = {}
+_TRAINING = {}
 
 
-def register(name: str):
-    """Decorator registering a builder ``fn(spec, **hp) -> tf.keras.Model`` under ``name``."""
+def register(name: str, **training):
+    """Decorator registering a builder ``fn(spec, **hp) -> tf.keras.Model`` under ``name``; ``training``: the
+    model's recommended training arguments where they differ from ``tfctr.training.train``'s (e.g.
+    ``learning_rate``), returned by ``training_defaults(name)``."""
 
     def wrap(fn):
         if name in _BUILDERS:
             raise ValueError(f"model '{name}' is already registered")
         _BUILDERS[name] = fn
+        _TRAINING[name] = dict(training)
         return fn
 
     return wrap
+
+
+def training_defaults(name: str) -> dict:
+    """The training arguments model ``name`` recommends over ``train``'s own defaults (may be empty)."""
+    _builder(name)
+    return dict(_TRAINING[name])
 
 
 def available() -> list[str]:

@@ -2,14 +2,15 @@
 
 import tensorflow as tf
 
-from tfctr.layers import DAGFM, MLP
+from tfctr.layers import DAGFM
 from tfctr.models.inputs import embed_fields, head, linear_logit, model_inputs
+from tfctr.models.recipe import BATCH_NORM, DROPOUT, L2_EMBEDDING, deep_tower
 from tfctr.models.registry import register
 
 
 @register("dagfm")
 def dagfm(spec, embedding_dim=16, interaction_type="inner", num_layers=3, connect=True, hidden_units=(),
-          dropout=0.0, batch_norm=False, linear=False, l2_embedding=0.0):
+          dropout=DROPOUT, batch_norm=BATCH_NORM, linear=False, l2_embedding=L2_EMBEDDING):
     """DAGFM (Tian et al. 2023), the KD-DAGFM student.
 
     Without ``hidden_units``: ``logit = w · [s_0, …, s_L] + b`` over the per-layer, per-node readouts of
@@ -26,7 +27,7 @@ def dagfm(spec, embedding_dim=16, interaction_type="inner", num_layers=3, connec
     if hidden_units:
         flat = tf.keras.layers.Flatten(name="flatten_states")(graph)
         x = flat if dense is None else tf.keras.layers.Concatenate(name="states_and_dense")([flat, dense])
-        hidden = MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, name="mlp")(x)
+        hidden = deep_tower(hidden_units, dropout, batch_norm)(x)
         terms.append(tf.keras.layers.Dense(1, name="deep_logit")(hidden))
     else:
         terms.append(tf.keras.layers.Dense(1, name="dagfm_logit")(graph))

@@ -6,7 +6,6 @@ Every model returns the probability; ``tfctr.models.logit_model(model)`` gives t
 import tensorflow as tf
 
 from tfctr.layers import (
-    MLP,
     BilinearInteraction,
     CompressedInteraction,
     FieldSelfAttention,
@@ -16,17 +15,18 @@ from tfctr.layers import (
     SubspaceSplit,
 )
 from tfctr.models.inputs import embed_fields, flat_input, head, linear_logit, model_inputs
+from tfctr.models.recipe import BATCH_NORM, DROPOUT, L2_EMBEDDING, deep_tower
 from tfctr.models.registry import register
 
 
 def _deep_logit(x, hidden_units, dropout, batch_norm, name="deep_logit"):
-    hidden = MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, name="mlp")(x) if hidden_units else x
+    hidden = deep_tower(hidden_units, dropout, batch_norm)(x) if hidden_units else x
     return tf.keras.layers.Dense(1, name=name)(hidden)
 
 
 @register("xdeepfm")
 def xdeepfm(spec, embedding_dim=16, cin_layer_sizes=(128, 128), cin_split_half=True, hidden_units=(256, 128),
-            dropout=0.0, batch_norm=False, l2_embedding=0.0):
+            dropout=DROPOUT, batch_norm=BATCH_NORM, l2_embedding=L2_EMBEDDING):
     """xDeepFM (Lian et al. 2018): ``logit = linear(x) + w_c · CIN(E) + MLP(x0) w`` (eq. 9)."""
     inputs = model_inputs(spec)
     fields, dense = embed_fields(spec, inputs, embedding_dim, l2_embedding)
@@ -39,7 +39,7 @@ def xdeepfm(spec, embedding_dim=16, cin_layer_sizes=(128, 128), cin_split_half=T
 
 @register("autoint")
 def autoint(spec, embedding_dim=16, attention_layers=3, num_heads=2, head_dim=8, residual=True, layer_norm=False,
-            hidden_units=(256, 128), dropout=0.0, batch_norm=False, l2_embedding=0.0):
+            hidden_units=(256, 128), dropout=DROPOUT, batch_norm=BATCH_NORM, l2_embedding=L2_EMBEDDING):
     """AutoInt+ (Song et al. 2019): stacked field self-attention layers and an MLP on x0, concatenated, then one
     logit (``hidden_units=()`` gives plain AutoInt)."""
     inputs = model_inputs(spec)
@@ -50,14 +50,14 @@ def autoint(spec, embedding_dim=16, attention_layers=3, num_heads=2, head_dim=8,
                                name=f"attention_{i}")(x)
     parts = [tf.keras.layers.Flatten(name="flatten_attention")(x)]
     if hidden_units:
-        parts.append(MLP(hidden_units, dropout=dropout, batch_norm=batch_norm, name="mlp")(flat_input(fields, dense)))
+        parts.append(deep_tower(hidden_units, dropout, batch_norm)(flat_input(fields, dense)))
     top = tf.keras.layers.Concatenate(name="attention_and_deep")(parts) if len(parts) > 1 else parts[0]
     return head(inputs, [tf.keras.layers.Dense(1, name="dense_logit")(top)], "autoint")
 
 
 @register("xdeepint")
 def xdeepint(spec, embedding_dim=16, num_subspaces=None, pin_layers=3, residual=True, hidden_units=(),
-             dropout=0.0, batch_norm=False, l2_embedding=0.0):
+             dropout=DROPOUT, batch_norm=BATCH_NORM, l2_embedding=L2_EMBEDDING):
     """xDeepInt (Yan & Li 2020): subspace split (h = ``num_subspaces``, default D = bit-wise) → PIN → one logit,
     plus the linear part and an optional MLP on x0."""
     inputs = model_inputs(spec)
@@ -73,7 +73,7 @@ def xdeepint(spec, embedding_dim=16, num_subspaces=None, pin_layers=3, residual=
 
 @register("fibinet")
 def fibinet(spec, embedding_dim=16, reduction_ratio=3, bilinear_type="field_interaction", hidden_units=(256, 128),
-            dropout=0.0, batch_norm=False, l2_embedding=0.0):
+            dropout=DROPOUT, batch_norm=BATCH_NORM, l2_embedding=L2_EMBEDDING):
     """FiBiNET (Huang et al. 2019): bilinear interactions of E and of SENet(E), concatenated (+ dense block) →
     MLP → logit, plus the linear part."""
     inputs = model_inputs(spec)
@@ -88,7 +88,8 @@ def fibinet(spec, embedding_dim=16, reduction_ratio=3, bilinear_type="field_inte
 
 
 @register("pnn")
-def pnn(spec, embedding_dim=16, hidden_units=(256, 128), dropout=0.0, batch_norm=False, l2_embedding=0.0):
+def pnn(spec, embedding_dim=16, hidden_units=(256, 128), dropout=DROPOUT, batch_norm=BATCH_NORM,
+        l2_embedding=L2_EMBEDDING):
     """IPNN (Qu et al. 2016): ``[flatten(E), inner products <e_i, e_j>, dense]`` → MLP → logit."""
     inputs = model_inputs(spec)
     fields, dense = embed_fields(spec, inputs, embedding_dim, l2_embedding)

@@ -26,6 +26,7 @@ import tensorflow as tf
 from tfctr.data.parquet import parquet_dataset
 from tfctr.data.synthetic import TRUE_CTR_COLUMN
 from tfctr.models import build, hyper_parameters
+from tfctr.training.selection import DEFAULT_MONITOR, monitor_score
 from tfctr.training.steps import StepModel, bce_per_example, global_average, logit_of
 from tfctr.training.train import (
     TrainResult,
@@ -201,12 +202,13 @@ def distill(
         compile_ctr(tuned, finetune_learning_rate)
         stage_dir = out / "finetuned"
         stage_dir.mkdir(parents=True, exist_ok=True)
-        start_auc = tuned.evaluate(valid_data, return_dict=True, verbose=0)["auc"]
+        start = tuned.evaluate(valid_data, return_dict=True, verbose=0)
+        start_score = monitor_score(DEFAULT_MONITOR, {"val_" + k: v for k, v in start.items()})
         training = fit_with_early_stopping(tuned, train_data, valid_data, stage_dir, finetune_epochs, patience,
                                            rows, verbose=verbose)
-        # fine-tuning keeps the distilled student when no epoch of it improves the validation AUC
-        training["start_val_auc"] = float(start_auc)
-        training["kept_distilled"] = bool(training["best_val_auc"] <= start_auc)
+        # fine-tuning keeps the distilled student when no epoch of it improves the validation selection score
+        training["start_val_auc"] = float(start["auc"])
+        training["kept_distilled"] = bool(training["selection"]["selected_score"] <= start_score)
         if training["kept_distilled"]:
             tuned.set_weights(net.get_weights())
         tuned_metrics = dict(split_metrics(tuned, spec, valid, test, oracle_column), training=training)

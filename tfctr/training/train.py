@@ -28,11 +28,16 @@ from tfctr.data.parquet import parquet_dataset, read_columns, read_schema, shard
 from tfctr.data.synthetic import TRUE_CTR_COLUMN
 from tfctr.features import FeatureSpec
 from tfctr.metrics import evaluate
-from tfctr.models import build, hyper_parameters
+from tfctr.models import build, hyper_parameters, training_defaults
 from tfctr.training import distribute
 from tfctr.training.callbacks import TrainingThroughput
 from tfctr.training.distributed_input import split_inputs
+from tfctr.training.selection import DEFAULT_MONITOR, ModelSelection
 from tfctr.utils import set_seed
+
+DEFAULT_CLIPNORM = 10.0
+DEFAULT_EPOCHS = 30
+DEFAULT_PATIENCE = 2
 
 
 @dataclasses.dataclass
@@ -68,22 +73,25 @@ def exact_metrics(model, paths, spec: FeatureSpec, oracle_column: str | None = N
 
 def resolve_spec(train, spec=None, label="label", overrides=None, exclude=(), oracle_column=TRUE_CTR_COLUMN,
                  seed=0) -> FeatureSpec:
-    """The fitted spec of a run: ``spec`` itself, loaded from its JSON path, or inferred from the training
-    schema (``overrides``, ``exclude`` and the oracle column left out) and fitted on the training split."""
+    """The fitted spec of a run: ``spec`` itself or loaded from its JSON path, or inferred from the training
+    data (``overrides``, ``exclude`` and the oracle column left out); fitted on the training split unless it
+    already is."""
     if spec is None:
         names = read_schema(train).names
         exclude = list(exclude) + ([oracle_column] if oracle_column in names else [])
-        spec = FeatureSpec.infer(train, label=label, overrides=overrides, exclude=exclude).fit(train, seed=seed)
+        spec = FeatureSpec.infer(train, label=label, overrides=overrides, exclude=exclude)
     elif not isinstance(spec, FeatureSpec):
         spec = FeatureSpec.load(spec)
-    spec.require_fitted()
+    if not spec.fitted:  # an inferred spec, or one written by ``tfctr spec`` and edited
+        spec.fit(train, seed=seed)
     return spec
 
 
-def compile_ctr(net: tf.keras.Model, learning_rate: float):
-    """Adam on binary cross-entropy, with AUC and logloss metrics (``val_auc`` drives early stopping)."""
+def compile_ctr(net: tf.keras.Model, learning_rate: float, clipnorm: float | None = DEFAULT_CLIPNORM):
+    """Adam on binary cross-entropy, with AUC and logloss metrics (what ``ModelSelection`` reads); the gradient
+    is clipped to a global norm of ``clipnorm`` (None = no clipping)."""
     net.compile(
-        optimizer=tf.keras.optimizers.Adam(learning_rate),
+        optimizer=tf.keras.optimizers.Adam(learning_rate, global_clipnorm=clipnorm),
         loss=tf.keras.losses.BinaryCrossentropy(),
         metrics=[tf.keras.metrics.AUC(name="auc"), tf.keras.metrics.BinaryCrossentropy(name="logloss")],
     )
@@ -91,15 +99,18 @@ def compile_ctr(net: tf.keras.Model, learning_rate: float):
 
 def fit_with_early_stopping(net, train_data, valid_data, run_dir: Path, epochs: int, patience: int,
                             train_rows: int, callbacks=None, verbose: int = 1, steps_per_epoch: int | None = None,
-                            validation_steps: int | None = None) -> dict:
-    """``net.fit`` with the run directory's backup (resumable), early stopping on ``val_auc`` keeping the best
-    epoch's weights, TensorBoard logs and throughput; returns the ``"training"`` entry of ``metrics.json``.
+                            validation_steps: int | None = None, monitor: str = DEFAULT_MONITOR,
+                            lr_reductions: int = 1) -> dict:
+    """``net.fit`` with the run directory's backup (resumable), ``ModelSelection`` on ``monitor`` (best epoch's
+    weights kept; after ``patience`` epochs without improvement the learning rate is divided by 10 up to
+    ``lr_reductions`` times, then training stops), TensorBoard logs and throughput; returns the ``"training"``
+    entry of ``metrics.json`` (with the ``"selection"`` record: selected epoch, scores, why it stopped).
     ``train_rows``: rows of one epoch; ``steps_per_epoch``/``validation_steps`` for repeated cluster inputs."""
     throughput = TrainingThroughput(train_rows)
+    selection = ModelSelection(monitor, patience, reductions=lr_reductions)
     callbacks = [
         tf.keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
-        tf.keras.callbacks.EarlyStopping(monitor="val_auc", mode="max", patience=patience,
-                                         restore_best_weights=True),
+        selection,
         tf.keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch"),
         throughput,
     ] + list(callbacks or [])
@@ -111,9 +122,13 @@ def fit_with_early_stopping(net, train_data, valid_data, run_dir: Path, epochs: 
     else:
         with contextlib.suppress(OSError):
             (run_dir / "backup").rmdir()
+    summary = selection.summary()
+    selected = (summary["selected_epoch"] or 1) - 1
     return {"examples_per_second": throughput.examples_per_second,
             "epochs_run": len(history.history.get("loss", [])), "train_rows": throughput.rows_per_epoch,
-            "best_val_auc": float(max(history.history.get("val_auc", [float("nan")])))}
+            "selected_val_auc": float(history.history["val_auc"][selected]),
+            "selected_val_logloss": float(history.history["val_logloss"][selected]),
+            "selection": summary}
 
 
 def split_metrics(net, spec: FeatureSpec, valid, test=None, oracle_column: str | None = None) -> dict:
@@ -140,12 +155,15 @@ def train(
     model: str = "dcnv2",
     test: str | None = None,
     label: str = "label",
-    epochs: int = 5,
+    epochs: int = DEFAULT_EPOCHS,
     batch_size: int = 1024,
-    learning_rate: float = 1e-3,
+    learning_rate: float | None = None,
     embedding_dim: int | None = None,
     seed: int = 0,
-    patience: int = 2,
+    patience: int = DEFAULT_PATIENCE,
+    monitor: str = DEFAULT_MONITOR,
+    lr_reductions: int = 1,
+    clipnorm: float | None = DEFAULT_CLIPNORM,
     spec: FeatureSpec | str | None = None,
     overrides: dict | None = None,
     exclude: list | tuple = (),
@@ -165,8 +183,13 @@ def train(
         out: the run directory (created; an existing backup in it is resumed).
         model: a registered model name (``tfctr.models.available()``).
         label: label column (0/1).
-        epochs, batch_size, learning_rate: Adam training; early stopping on validation AUC with ``patience``,
-            the best epoch's weights are kept.
+        epochs, batch_size, learning_rate: Adam training (``learning_rate`` None: the model's recommended rate,
+            ``tfctr.models.training_defaults(model)``, else 1e-3).
+        patience, monitor, lr_reductions: model selection (``ModelSelection``): the epoch with the best
+            validation ``monitor`` (``"auc"``, ``"logloss"`` or ``"auc-logloss"``) is kept; after ``patience``
+            epochs without improvement the learning rate is divided by 10 (``lr_reductions`` times), then
+            training stops. ``metrics.json`` records the selected epoch and why training ended.
+        clipnorm: the gradient is clipped to this global norm (None: no clipping).
         embedding_dim: D, for models that embed (default: the model's own default).
         seed: seeds weights initialisation and shuffling.
         spec: a fitted FeatureSpec (or a path to its JSON); by default inferred from the training schema
@@ -194,14 +217,17 @@ def train(
     run_dir = Path(out)
     run_dir.mkdir(parents=True, exist_ok=True)
     spec = resolve_spec(train, spec, label, overrides, exclude, oracle_column, seed)
+    if verbose and role.is_chief:
+        print(f"tfctr train: {model} on {len(spec.features)} features\n{spec.describe()}", flush=True)
 
     hp = dict(hyper_params or {})
+    learning_rate = learning_rate or training_defaults(model).get("learning_rate", 1e-3)
     if embedding_dim is not None and "embedding_dim" in hyper_parameters(model):
         hp["embedding_dim"] = embedding_dim
 
     def build_compiled():
         net = build(model, spec, **hp)
-        compile_ctr(net, learning_rate)
+        compile_ctr(net, learning_rate, clipnorm)
         return net
 
     with distribute.precision(mixed_precision), distribute.strategy(strategy, min_shard_bytes).scope():
@@ -210,7 +236,7 @@ def train(
                                             run_dir / "encoded")
     training = fit_with_early_stopping(net, train_input.data, valid_input.data, run_dir, epochs, patience,
                                        train_input.rows_per_epoch, callbacks, verbose, train_input.steps,
-                                       valid_input.steps)
+                                       valid_input.steps, monitor, lr_reductions)
     if strategy in distribute.CLUSTER_STRATEGIES:
         with distribute.precision(mixed_precision):
             net = distribute.local_copy(net, build_compiled)
@@ -224,7 +250,8 @@ def train(
         "hyper_parameters": {**hyper_parameters(model), **hp},
         "training": dict(
             train=str(train), valid=str(valid), test=test and str(test), label=label, epochs=epochs,
-            batch_size=batch_size, learning_rate=learning_rate, seed=seed, patience=patience,
+            batch_size=batch_size, learning_rate=learning_rate, seed=seed, patience=patience, monitor=monitor,
+            lr_reductions=lr_reductions, clipnorm=clipnorm,
             oracle_column=oracle_column, shuffle_buffer=shuffle_buffer, strategy=strategy,
             mixed_precision=mixed_precision, workers=role.training_workers(strategy)),
     }

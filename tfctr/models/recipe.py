@@ -1,0 +1,36 @@
+"""The model side of the training recipe: the regularisation defaults every model of the zoo shares.
+
+One place for them, so that a default is changed (with its evidence, see the README's "Defaults and why") for
+every model at once:
+
+* ``DROPOUT``, ``BATCH_NORM``: dropout rate and batch normalisation of every hidden layer of a model's MLP.
+  ``batch_norm`` is a bool or a dict ``{"momentum": m, "epsilon": e}`` (defaults 0.9 and 1e-5: Keras' 0.99
+  lags when an epoch is a few dozen steps).
+* ``L2_EMBEDDING``: λ of the L2 penalty on the embedding rows each batch uses (``FieldEmbedding(rows_l2=)``).
+* ``EMBEDDING_STDDEV``: embeddings start as N(0, σ²) with this σ.
+"""
+
+from tfctr.layers import MLP
+
+DROPOUT = 0.1
+BATCH_NORM = True
+L2_EMBEDDING = 0.0
+EMBEDDING_STDDEV = 1e-4
+
+
+def batch_norm_args(batch_norm) -> dict:
+    """``MLP`` arguments of a model's ``batch_norm`` hyper-parameter (a bool, or a dict with ``momentum`` and/or
+    ``epsilon``, which turns it on)."""
+    if isinstance(batch_norm, dict):
+        unknown = sorted(set(batch_norm) - {"momentum", "epsilon"})
+        if unknown:
+            raise ValueError(f"batch_norm: unknown keys {unknown}; expected 'momentum' and/or 'epsilon'")
+        return dict(batch_norm=True, **{f"batch_norm_{key}": value for key, value in batch_norm.items()})
+    if not isinstance(batch_norm, bool):
+        raise ValueError(f"batch_norm must be true/false or a dict of momentum/epsilon, got {batch_norm!r}")
+    return {"batch_norm": batch_norm}
+
+
+def deep_tower(hidden_units, dropout=DROPOUT, batch_norm=BATCH_NORM, apg=None, name="mlp") -> MLP:
+    """The MLP of a model: ``hidden_units`` layers with the recipe's dropout and batch normalisation."""
+    return MLP(hidden_units, dropout=dropout, apg=apg, name=name, **batch_norm_args(batch_norm))

@@ -1,0 +1,115 @@
+"""Model selection: which epoch's weights a run keeps, when it lowers the learning rate and when it stops.
+
+CTR systems bid with the predicted probability, so a model is selected on its calibration (logloss) as well as
+its ranking (AUC). ``ModelSelection`` scores every epoch on the validation split with one of
+
+* ``"auc"``: the validation AUC (higher is better);
+* ``"logloss"``: the validation logloss (lower is better);
+* ``"auc-logloss"``: AUC − logloss, the selection score of the BARS benchmark (higher is better);
+
+keeps the best epoch's weights, and on a plateau of ``patience`` epochs without improvement first restores the
+best weights and multiplies the learning rate by ``factor`` (``reductions`` times), then stops. At the end the
+model holds the best epoch's weights and ``summary()`` says which epoch that was and why training ended.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+MONITORS = ("auc", "logloss", "auc-logloss")
+DEFAULT_MONITOR = "auc-logloss"
+
+
+def monitor_score(monitor: str, logs: dict) -> float:
+    """The selection score of one epoch's Keras ``logs`` (``val_auc``, ``val_logloss``); higher is better."""
+    if monitor not in MONITORS:
+        raise ValueError(f"monitor={monitor!r}, expected one of {list(MONITORS)}")
+    needed = {"auc": ["val_auc"], "logloss": ["val_logloss"], "auc-logloss": ["val_auc", "val_logloss"]}[monitor]
+    missing = [key for key in needed if key not in logs]
+    if missing:
+        raise ValueError(f"monitor {monitor!r} needs {missing} in the epoch logs, which hold {sorted(logs)}: "
+                         "compile with the metrics 'auc' and 'logloss' and pass validation data")
+    if monitor == "auc":
+        return float(logs["val_auc"])
+    if monitor == "logloss":
+        return -float(logs["val_logloss"])
+    return float(logs["val_auc"]) - float(logs["val_logloss"])
+
+
+class ModelSelection(tf.keras.callbacks.Callback):
+    """Early stopping, best-weight restore and learning-rate reduction on one validation score.
+
+    Args:
+        monitor: ``"auc"``, ``"logloss"`` or ``"auc-logloss"`` (see the module docstring).
+        patience: epochs without improvement that make a plateau.
+        factor: the learning rate is multiplied by this on each of the first ``reductions`` plateaus.
+        reductions: how many plateaus lower the learning rate (and restore the best weights) before one stops
+            training; 0 = plain early stopping.
+        min_delta: an epoch improves when its score exceeds the best by more than this.
+    """
+
+    def __init__(self, monitor: str = DEFAULT_MONITOR, patience: int = 2, factor: float = 0.1, reductions: int = 1,
+                 min_delta: float = 0.0):
+        super().__init__()
+        monitor_score(monitor, {"val_auc": 0.5, "val_logloss": 0.7})  # validates the name
+        if patience < 1:
+            raise ValueError(f"ModelSelection: patience must be >= 1, got {patience}")
+        if not 0.0 < factor <= 1.0:
+            raise ValueError(f"ModelSelection: factor must be in (0, 1], got {factor}")
+        if reductions < 0:
+            raise ValueError(f"ModelSelection: reductions must be >= 0, got {reductions}")
+        self.monitor, self.patience, self.factor = monitor, int(patience), float(factor)
+        self.reductions, self.min_delta = int(reductions), float(min_delta)
+        self._reset()
+
+    def _reset(self):
+        self.best_score, self.best_epoch, self.best_weights = -math.inf, None, None
+        self.wait, self.reduced, self.epochs_seen = 0, [], 0
+        self.stopped_because = None
+        self.scores = []
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def on_epoch_end(self, epoch, logs=None):
+        score = monitor_score(self.monitor, logs or {})
+        self.scores.append(score)
+        self.epochs_seen = epoch + 1
+        if score > self.best_score + self.min_delta or self.best_epoch is None:
+            self.best_score, self.best_epoch, self.wait = score, epoch, 0
+            self.best_weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait < self.patience:
+            return
+        self.wait = 0
+        if len(self.reduced) < self.reductions:
+            self.model.set_weights(self.best_weights)
+            learning_rate = self.model.optimizer.learning_rate
+            new_rate = float(tf.keras.backend.get_value(learning_rate)) * self.factor
+            tf.keras.backend.set_value(learning_rate, new_rate)
+            self.reduced.append({"after_epoch": epoch + 1, "learning_rate": new_rate})
+        else:
+            self.stopped_because = (f"no improvement of validation {self.monitor} for {self.patience} epochs after "
+                                    f"{len(self.reduced)} learning-rate reduction(s)")
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+    def summary(self) -> dict:
+        """What ``metrics.json`` records: the monitor, the selected (1-based) epoch, its score, every epoch's
+        score, the learning-rate reductions and why training ended."""
+        return {
+            "monitor": self.monitor,
+            "selected_epoch": None if self.best_epoch is None else self.best_epoch + 1,
+            "selected_score": None if self.best_epoch is None else self.best_score,
+            "scores": [float(np.round(s, 6)) for s in self.scores],
+            "patience": self.patience,
+            "learning_rate_reductions": self.reduced,
+            "stopped_because": self.stopped_because or f"ran all {self.epochs_seen} epochs",
+        }
