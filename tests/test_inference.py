@@ -70,3 +70,31 @@ def test_cross_vocabulary_size_limits_the_crossed_fields_only():
         SyntheticConfig(cross_vocabulary_size=0)
     with pytest.raises(ValueError, match="categorical_dtype"):
         SyntheticConfig(categorical_dtype="float")
+
+
+def test_spec_command_writes_an_editable_spec_that_train_fits(small_data, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tfctr.training import train
+
+    spec_path = tmp_path / "spec.json"
+    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([str(Path(sys.executable).parent / "tfctr"), "spec", "--train", small_data["train"],
+                           "--exclude", "true_ctr", "--out", str(spec_path)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "column" in done.stdout and "C1" in done.stdout and "log_square" in done.stdout
+    data = json.loads(spec_path.read_text())
+    assert all(f.get("vocabulary") is None for f in data["features"] if f["kind"] == "categorical")  # unfitted
+    for feature in data["features"]:  # the user's edit: C2 hashed instead of a vocabulary
+        if feature["name"] == "C2":
+            feature["hash_bins"] = 7
+    spec_path.write_text(json.dumps(data))
+    result = train(small_data["train"], small_data["valid"], str(tmp_path / "run"), model="lr", epochs=1,
+                   spec=str(spec_path), verbose=0)
+    assert result.spec["C2"].hash_bins == 7 and result.spec["C2"].vocabulary_size == 7
+    assert result.spec.fitted and result.spec["C1"].vocabulary

@@ -36,7 +36,7 @@ def test_each_monitor_keeps_its_best_epoch(monitor, best):
     summary = selection.summary()
     assert summary["selected_epoch"] == best
     assert kept == best - 1  # the weights written at that (0-based) epoch were restored
-    scores = [monitor_score(monitor, {"val_auc": a, "val_logloss": l}) for a, l in zip(AUC, LOGLOSS)]
+    scores = [monitor_score(monitor, {"val_auc": a, "val_logloss": loss}) for a, loss in zip(AUC, LOGLOSS)]
     assert summary["selected_score"] == pytest.approx(max(scores[:len(summary["scores"])]))
 
 

@@ -40,7 +40,8 @@ def _cmd_synth(args):
     from tfctr.data.synthetic import SyntheticConfig, write_synthetic
 
     config = SyntheticConfig(n_categorical=args.categorical, n_numeric=args.numeric, n_list=args.lists,
-                             vocabulary_size=args.vocabulary_size, seed=args.seed)
+                             vocabulary_size=args.vocabulary_size, cross_vocabulary_size=args.cross_vocabulary_size,
+                             categorical_dtype=args.categorical_dtype, seed=args.seed)
     paths = write_synthetic(args.out, args.train_rows, args.valid_rows, args.test_rows, config, args.files)
     print(json.dumps(paths, indent=1))
 
@@ -235,6 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--numeric", type=int, default=13)
     p.add_argument("--lists", type=int, default=0)
     p.add_argument("--vocabulary-size", type=int, default=1000)
+    p.add_argument("--cross-vocabulary-size", type=int,
+                   help="values of the fields in second/third-order terms (e.g. 200: crosses learnable from ~1M rows)")
+    p.add_argument("--categorical-dtype", choices=["string", "int64"], default="string",
+                   help="store categoricals as hex strings or as int64 ids")
     p.add_argument("--files", type=int, default=1, help="files per split")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd_synth)

@@ -447,6 +447,7 @@ def _infer_feature(field: pa.Field) -> Feature:
                     "pass an override or exclude it")
 
 
+MIN_INFERENCE_ROWS = 100
 _IDENTIFIER_NAME = re.compile(r"(^|[_\W])(id|ids|key|uid|hash)$|[a-z0-9]Id$|^id[_\W]", re.IGNORECASE)
 
 
@@ -454,14 +455,17 @@ def integer_kind(name: str, values: np.ndarray) -> tuple[str, str]:
     """Whether an integer column holds identifiers (``"categorical"``) or counts (``"count"``), and why.
 
     Identifiers: a name like ``user_id``, ``itemId`` or ``key``; at most two distinct values (a flag); or a
-    value frequency that does not fall as the value grows. Counts (clicks, views, the Criteo I-fields) are
-    mostly small with a thinning tail: over the distinct values, the rank correlation between a value and how
-    often it occurs is clearly negative (≤ -0.3). Ids are arbitrary codes whose frequency has nothing to do
-    with their size.
+    value frequency that does not fall as the value grows. With fewer than ``MIN_INFERENCE_ROWS`` values (and
+    no id-like name) there is no evidence either way and the column is taken as counts, as from a schema alone.
+    Counts (clicks, views, the Criteo I-fields) are mostly small with a thinning tail: over the distinct values,
+    the rank correlation between a value and how often it occurs is clearly negative (≤ -0.3). Ids are arbitrary
+    codes whose frequency has nothing to do with their size.
     """
     if _IDENTIFIER_NAME.search(name):
         return "categorical", "the name looks like an identifier"
     values = values[~np.isnan(values)] if values.dtype.kind == "f" else values
+    if values.size < MIN_INFERENCE_ROWS:
+        return "count", f"only {values.size} values, too few to tell: counts assumed"
     distinct, counts = np.unique(values, return_counts=True)
     if distinct.size <= 2:
         return "categorical", f"{distinct.size} distinct value(s)"

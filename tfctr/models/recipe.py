@@ -12,8 +12,8 @@ every model at once:
 
 from tfctr.layers import MLP
 
-DROPOUT = 0.1
-BATCH_NORM = True
+DROPOUT = 0.0
+BATCH_NORM = False
 L2_EMBEDDING = 0.0
 EMBEDDING_STDDEV = 1e-4
 

@@ -208,6 +208,7 @@ def distill(
                                            rows, verbose=verbose)
         # fine-tuning keeps the distilled student when no epoch of it improves the validation selection score
         training["start_val_auc"] = float(start["auc"])
+        training["start_val_score"] = start_score
         training["kept_distilled"] = bool(training["selection"]["selected_score"] <= start_score)
         if training["kept_distilled"]:
             tuned.set_weights(net.get_weights())

@@ -39,6 +39,10 @@ def monitor_score(monitor: str, logs: dict) -> float:
     return float(logs["val_auc"]) - float(logs["val_logloss"])
 
 
+def _number(value):
+    return None if value is None else float(value)
+
+
 class ModelSelection(tf.keras.callbacks.Callback):
     """Early stopping, best-weight restore and learning-rate reduction on one validation score.
 
@@ -66,7 +70,7 @@ class ModelSelection(tf.keras.callbacks.Callback):
         self._reset()
 
     def _reset(self):
-        self.best_score, self.best_epoch, self.best_weights = -math.inf, None, None
+        self.best_score, self.best_epoch, self.best_weights, self.best_logs = -math.inf, None, None, {}
         self.wait, self.reduced, self.epochs_seen = 0, [], 0
         self.stopped_because = None
         self.scores = []
@@ -80,7 +84,7 @@ class ModelSelection(tf.keras.callbacks.Callback):
         self.epochs_seen = epoch + 1
         if score > self.best_score + self.min_delta or self.best_epoch is None:
             self.best_score, self.best_epoch, self.wait = score, epoch, 0
-            self.best_weights = self.model.get_weights()
+            self.best_weights, self.best_logs = self.model.get_weights(), dict(logs)
             return
         self.wait += 1
         if self.wait < self.patience:
@@ -108,6 +112,8 @@ class ModelSelection(tf.keras.callbacks.Callback):
             "monitor": self.monitor,
             "selected_epoch": None if self.best_epoch is None else self.best_epoch + 1,
             "selected_score": None if self.best_epoch is None else self.best_score,
+            "selected_val_auc": _number(self.best_logs.get("val_auc")),
+            "selected_val_logloss": _number(self.best_logs.get("val_logloss")),
             "scores": [float(np.round(s, 6)) for s in self.scores],
             "patience": self.patience,
             "learning_rate_reductions": self.reduced,

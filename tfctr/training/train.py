@@ -123,11 +123,9 @@ def fit_with_early_stopping(net, train_data, valid_data, run_dir: Path, epochs: 
         with contextlib.suppress(OSError):
             (run_dir / "backup").rmdir()
     summary = selection.summary()
-    selected = (summary["selected_epoch"] or 1) - 1
     return {"examples_per_second": throughput.examples_per_second,
             "epochs_run": len(history.history.get("loss", [])), "train_rows": throughput.rows_per_epoch,
-            "selected_val_auc": float(history.history["val_auc"][selected]),
-            "selected_val_logloss": float(history.history["val_logloss"][selected]),
+            "selected_val_auc": summary["selected_val_auc"], "selected_val_logloss": summary["selected_val_logloss"],
             "selection": summary}
 
 
