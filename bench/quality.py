@@ -16,10 +16,7 @@ import numpy as np
 from common import ADULT, CRITEO_LIKE, synthetic, write_result
 
 from tfctr.training import train
-
-# Adam learning rates: 1e-3 for embedding models; LR starts from zero weights and has one weight per value, so
-# it needs a larger step to converge in a few epochs.
-LEARNING_RATES = {"lr": 1e-2}
+from tfctr.training.selection import DEFAULT_MONITOR
 
 
 def run(paths, name, seeds, epochs, batch_size, learning_rate):
@@ -68,7 +65,7 @@ def main():
         print(f"== {data_name}")
         batch_size = 256 if data_name == "adult" else 1024
         results[data_name] = {
-            name: run(paths, name, args.seeds, args.epochs, batch_size, LEARNING_RATES.get(name, 1e-3))
+            name: run(paths, name, args.seeds, args.epochs, batch_size, None)  # None: the model's own rate
             for name in args.models
         }
         bayes = next(iter(results[data_name].values())).get("bayes_optimal")
@@ -77,7 +74,8 @@ def main():
     tag = "_".join(args.models) if args.models != parser.get_default("models") else ""
     write_result(f"quality_{suffix}" + (f"_{tag}" if tag else ""),
                  {"epochs": args.epochs, "rows": args.rows, "vocabulary_size": args.vocabulary_size,
-                  "user_groups": args.user_groups, "datasets": results})
+                  "user_groups": args.user_groups, "datasets": results,
+                  "selection": f"model selection on validation {DEFAULT_MONITOR}"})
 
 
 if __name__ == "__main__":
