@@ -48,9 +48,11 @@ def _cmd_synth(args):
 
 def _training_args(args) -> dict:
     """``train`` keyword arguments of the shared training options (``add_training_options``)."""
+    from tfctr.training.tuning import TRAINING_KEYS
+
     values = _parse_hp(args.hp)
-    training = {k: values.pop(k) for k in ("learning_rate", "batch_size") if k in values}  # from a --hp file
-    explicit = {"learning_rate": args.learning_rate, "batch_size": args.batch_size}
+    training = {k: values.pop(k) for k in TRAINING_KEYS if k in values}  # from a --hp file
+    explicit = {"learning_rate": args.learning_rate, "batch_size": args.batch_size, "l2_net": args.l2_net}
     training.update({k: v for k, v in explicit.items() if v is not None})
     return dict(train=args.train, valid=args.valid, test=args.test, model=args.model, label=args.label,
                 epochs=args.epochs, embedding_dim=args.embedding_dim, seed=args.seed, monitor=args.monitor,
@@ -204,11 +206,12 @@ def add_training_options(p, models, strategies):
                    help="plateaus that divide the learning rate by 10 (from the best epoch) before training stops")
     p.add_argument("--clipnorm", type=float, default=DEFAULT_CLIPNORM,
                    help="clip the gradient to this global norm (0 = no clipping)")
+    p.add_argument("--l2-net", type=float, help="L2 penalty on the network weights, embeddings excluded (default 0)")
     p.add_argument("--spec", help="a spec.json (from tfctr spec, fitted or not) instead of inferring one")
     p.add_argument("--exclude", nargs="*", default=[], help="columns that are not features")
     p.add_argument("--hp", nargs="*", metavar="NAME=VALUE|FILE.json",
                    help="model hyper-parameters as NAME=VALUE (JSON values), or a JSON file of them such as "
-                        "tune's best_hp.json (its learning_rate/batch_size set the training options)")
+                        "tune's best_hp.json (its learning_rate/batch_size/l2_net set the training options)")
     p.add_argument("--strategy", choices=list(strategies), default="default",
                    help="tf.distribute strategy: mirrored = every local GPU; multi_worker and parameter_server read "
                         "the cluster from TF_CONFIG (run the same command on every task). --batch-size is the "

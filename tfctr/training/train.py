@@ -32,6 +32,7 @@ from tfctr.models import build, hyper_parameters, training_defaults
 from tfctr.training import distribute
 from tfctr.training.callbacks import TrainingThroughput
 from tfctr.training.distributed_input import split_inputs
+from tfctr.training.regularization import add_network_l2
 from tfctr.training.selection import DEFAULT_MONITOR, ModelSelection
 from tfctr.utils import set_seed
 
@@ -162,6 +163,7 @@ def train(
     monitor: str = DEFAULT_MONITOR,
     lr_reductions: int = 1,
     clipnorm: float | None = DEFAULT_CLIPNORM,
+    l2_net: float = 0.0,
     spec: FeatureSpec | str | None = None,
     overrides: dict | None = None,
     exclude: list | tuple = (),
@@ -188,6 +190,8 @@ def train(
             epochs without improvement the learning rate is divided by 10 (``lr_reductions`` times), then
             training stops. ``metrics.json`` records the selected epoch and why training ended.
         clipnorm: the gradient is clipped to this global norm (None: no clipping).
+        l2_net: λ of an L2 penalty on the network weights (every kernel, not the embeddings; see
+            ``tfctr.training.regularization``); embedding regularisation is the model's ``l2_embedding``.
         embedding_dim: D, for models that embed (default: the model's own default).
         seed: seeds weights initialisation and shuffling.
         spec: a fitted FeatureSpec (or a path to its JSON); by default inferred from the training schema
@@ -225,6 +229,7 @@ def train(
 
     def build_compiled():
         net = build(model, spec, **hp)
+        add_network_l2(net, l2_net)
         compile_ctr(net, learning_rate, clipnorm)
         return net
 
@@ -249,7 +254,7 @@ def train(
         "training": dict(
             train=str(train), valid=str(valid), test=test and str(test), label=label, epochs=epochs,
             batch_size=batch_size, learning_rate=learning_rate, seed=seed, patience=patience, monitor=monitor,
-            lr_reductions=lr_reductions, clipnorm=clipnorm,
+            lr_reductions=lr_reductions, clipnorm=clipnorm, l2_net=l2_net,
             oracle_column=oracle_column, shuffle_buffer=shuffle_buffer, strategy=strategy,
             mixed_precision=mixed_precision, workers=role.training_workers(strategy)),
     }

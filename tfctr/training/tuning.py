@@ -6,7 +6,7 @@ below the median of earlier trials at the same epoch is pruned. The study lives 
 so running the same command again resumes it and adds trials up to ``trials`` in all. At the end:
 
 * ``OUT/best_hp.json``: the best trial's values as one flat JSON object, the file ``tfctr train --hp`` reads
-  (training keys ``learning_rate``/``batch_size`` and the model's hyper-parameters);
+  (the training keys ``TRAINING_KEYS`` and the model's hyper-parameters);
 * ``OUT/leaderboard.md``: every finished trial ranked by its score (also returned and printed by the CLI).
 
 A search space is a JSON object ``{name: spec}`` with spec one of ``{"float": [low, high], "log": bool}``,
@@ -27,13 +27,14 @@ from tfctr.training import distribute
 from tfctr.training.selection import DEFAULT_MONITOR, monitor_score
 from tfctr.training.train import train
 
-TRAINING_KEYS = ("learning_rate", "batch_size")
+TRAINING_KEYS = ("learning_rate", "batch_size", "l2_net")
 
 DEFAULT_SPACE = {
     "learning_rate": {"float": [1e-4, 1e-2], "log": True},
     "batch_size": {"choice": [256, 512, 1024, 2048, 4096]},
     "embedding_dim": {"choice": [8, 16, 32]},
-    "l2_embedding": {"choice": [0.0, 1e-7, 1e-6, 1e-5, 1e-4]},
+    "l2_embedding": {"choice": [0.0, 1e-5, 1e-4, 1e-3, 1e-2]},
+    "l2_net": {"choice": [0.0, 1e-6, 1e-5, 1e-4]},
     "dropout": {"choice": [0.0, 0.1, 0.2, 0.3, 0.4]},
     "batch_norm": {"choice": [False, True]},
     "hidden_units": {"choice": [[128, 64], [256, 128], [400, 400, 400], [512, 256, 128]]},
