@@ -151,10 +151,10 @@ def distill(
             for the KD-DAGFM+ student); built with the teacher's ``embedding_dim``.
         student_params: further hyper-parameters of the student (e.g. ``interaction_type``, ``num_layers``).
         alpha, beta: the distillation loss weights (see ``Distiller``).
-        epochs: distillation epochs (early stopping on validation AUC with ``patience``).
+        epochs: distillation epochs (model selection on validation AUC − logloss with ``patience``).
         finetune_epochs: KD-DAGFM+ fine-tuning epochs on labels alone, embeddings trainable (0 skips the stage);
-            early stopping keeps the best epoch, and the distilled weights when no epoch beats their validation
-            AUC.
+            model selection keeps the best epoch, and the distilled weights when no epoch beats their validation
+            AUC − logloss.
         learning_rate: Adam learning rate of the distillation; ``finetune_learning_rate`` (default a tenth of it:
             the embeddings become trainable and a full step overfits them) of the fine-tuning.
 

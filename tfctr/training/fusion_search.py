@@ -118,8 +118,8 @@ def search_fusion(
             operations; ``epochs`` each).
         retrain_init: ``"supernet"`` (start from the search weights, the authors' default) or ``"scratch"``.
         epochs, retrain_epochs, learning_rate, arch_learning_rate, retrain_learning_rate: Adam schedules of the
-            search (network and α/β) and of the retraining (default: ``learning_rate``); early stopping on
-            validation AUC with ``patience`` (1, as the authors).
+            search (network and α/β) and of the retraining (default: ``learning_rate``); model selection
+            (``ModelSelection`` on validation AUC − logloss) with ``patience`` (1, as the authors).
 
     Returns the retrained run (``tfctr export --run OUT`` exports it: a plain model without α or β); its
     ``metrics.json`` also records the search and retrain seconds.

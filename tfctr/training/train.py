@@ -3,7 +3,8 @@
 A run directory holds:
 
 * ``spec.json``: the fitted FeatureSpec;
-* ``model.keras``: the trained model (best validation AUC);
+* ``model.keras``: the trained model (the epoch ``ModelSelection`` kept: best validation AUC − logloss by
+  default);
 * ``config.json``: model name, hyper-parameters, training arguments and library versions;
 * ``metrics.json``: exact AUC and logloss over the whole validation (and test) split, computed with
   ``training=False``, the Bayes-optimal reference of the same rows when the data carries the true CTR, and
