@@ -74,3 +74,11 @@ def test_spaces_are_checked_against_the_model():
         check_space({"dropout": {"float": [0, 1], "choice": [0.1]}}, "deepfm")
     with pytest.raises(ValueError, match=r"\[low, high\]"):
         check_space({"dropout": {"float": [0.1]}}, "deepfm")
+
+
+def test_tune_runs_under_a_strategy(small_data, tmp_path):
+    result = tune(small_data["train"], small_data["valid"], str(tmp_path / "mirrored"), model="lr", trials=2,
+                  space={"learning_rate": {"float": [1e-3, 1e-1], "log": True}}, epochs=1, strategy="mirrored")
+    assert len(result.leaderboard) == 2
+    config = json.loads((tmp_path / "mirrored" / "trials" / "0000" / "config.json").read_text())
+    assert config["training"]["strategy"] == "mirrored"

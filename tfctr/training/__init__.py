@@ -1,4 +1,5 @@
-"""Training: ``train`` (``tfctr train``), ``distill`` (KD-DAGFM), ``search_fusion`` (OptFusion),
+"""Training: ``train`` (``tfctr train``), ``tune`` (``tfctr tune``, Optuna), ``ModelSelection`` (which epoch a
+run keeps), ``distill`` (KD-DAGFM), ``search_fusion`` (OptFusion),
 ``BilevelTraining`` (AdaEnsemble's routers on validation data), ``strategy`` (``tf.distribute`` by name) and
 callbacks."""
 
@@ -7,8 +8,10 @@ from tfctr.training.distill import Distiller, DistillResult, distill
 from tfctr.training.distribute import strategy
 from tfctr.training.fusion_search import FusionSearch, search_fusion
 from tfctr.training.routing import RoutingMetrics, routing_statistics
+from tfctr.training.selection import ModelSelection
 from tfctr.training.train import TrainResult, load_run, train
+from tfctr.training.tuning import TuneResult, tune
 
-__all__ = ["BilevelTraining", "DistillResult", "Distiller", "FusionSearch", "RoutingMetrics", "TrainResult", "distill",
-           "load_run", "routing_statistics", "search_fusion", "strategy",
-           "train"]
+__all__ = ["BilevelTraining", "DistillResult", "Distiller", "FusionSearch", "ModelSelection", "RoutingMetrics",
+           "TrainResult", "TuneResult", "distill", "load_run", "routing_statistics", "search_fusion", "strategy",
+           "train", "tune"]
