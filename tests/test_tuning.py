@@ -82,3 +82,19 @@ def test_tune_runs_under_a_strategy(small_data, tmp_path):
     assert len(result.leaderboard) == 2
     config = json.loads((tmp_path / "mirrored" / "trials" / "0000" / "config.json").read_text())
     assert config["training"]["strategy"] == "mirrored"
+
+
+def test_tune_command_prints_the_leaderboard_and_writes_best_hp(small_data, tmp_path):
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps({"learning_rate": {"float": [1e-3, 1e-1], "log": True}}))
+    done = subprocess.run([str(TFCTR), "tune", "--model", "lr", "--train", small_data["train"], "--valid",
+                           small_data["valid"], "--trials", "2", "--epochs", "1", "--space", str(space),
+                           "--label", "label", "--exclude", "true_ctr", "--verbose", "0", "--out", str(tmp_path / "t")],
+                          env=ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "| rank | trial | state |" in done.stdout and "best_hp.json" in done.stdout
+    assert set(json.loads((tmp_path / "t" / "best_hp.json").read_text())) == {"learning_rate"}
+    refused = subprocess.run([str(TFCTR), "tune", "--model", "lr", "--train", small_data["train"], "--valid",
+                              small_data["valid"], "--hp", "l2=0.1", "--out", str(tmp_path / "u")],
+                             env=ENV, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "--space" in refused.stderr
