@@ -36,7 +36,10 @@ ADAENSEMBLE_VARIANTS = ("sparse_k1", "sparse_k2", "sparse_k3", "sparse_k4", "spa
                         "sparse_k3_routed", "densemoe", "only_dense", "only_cross", "only_pin", "only_conv",
                         "only_attention")
 SUITE = (
-    Job("leaderboard", ("leaderboard.py", "--rows", "200000", "--seeds", "0", "1", "2", "--trials", "10")),
+    Job("leaderboard_adult", ("leaderboard.py", "--datasets", "adult", "--seeds", "0", "1", "2", "--trials", "10",
+                              "--name", "leaderboard_adult")),
+    Job("leaderboard_synthetic", ("leaderboard.py", "--datasets", "synthetic", "--rows", "200000", "--seeds", "0",
+                                  "--synthetic-epochs", "2", "--trials", "6", "--name", "leaderboard_synthetic")),
     Job("train_throughput", ("train_throughput.py", "--min-seconds", "6", "--repeats", "3")),
     Job("pipeline", ("pipeline.py",)),  # after train_throughput: it compares itself with the fastest models
     Job("serving", ("serving.py", "--seconds", "2")),
