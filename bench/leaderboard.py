@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import sys
 import tempfile
 import time
 
 import numpy as np
 import pyarrow.parquet as pq
 import tensorflow as tf
-from common import ADULT, CRITEO_LIKE, synthetic, write_result
+from common import ADULT, CRITEO_LIKE, RESULTS, synthetic, write_result
 
 from tfctr.data.synthetic import TRUE_CTR_COLUMN
 from tfctr.metrics import evaluate
@@ -167,6 +169,9 @@ def main():
     parser.add_argument("--tuned", nargs="*", default=["dcnv2"], help="models also tuned (tfctr tune)")
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--name", default="leaderboard")
+    parser.add_argument("--update", action="store_true",
+                        help="re-run only --models/--tuned and replace their rows in an existing "
+                             "bench/results/NAME.json (baselines recomputed; the re-run recorded under 'reruns')")
     args = parser.parse_args()
     datasets = {}
     if "adult" in args.datasets:
@@ -200,7 +205,26 @@ def main():
             entry["tuned"][model] = dict(run_model(paths, spec, model, args.seeds, epochs, hp, training),
                                          best_hp=study.best_hp, trials=args.trials, tune_seconds=seconds)
         results[data_name] = entry
-    write_result(args.name, {"rows": args.rows, "synthetic_epochs": args.synthetic_epochs, "datasets": results})
+    payload = {"rows": args.rows, "synthetic_epochs": args.synthetic_epochs, "datasets": results}
+    previous_path = RESULTS / f"{args.name}.json"
+    if args.update and previous_path.exists():
+        payload = merge_rerun(json.loads(previous_path.read_text()), payload, args)
+    write_result(args.name, payload)
+
+
+def merge_rerun(previous: dict, payload: dict, args) -> dict:
+    """``previous`` with the rows of this partial run replaced; the first run's command stays the record's."""
+    for data_name, entry in payload["datasets"].items():
+        old = previous["datasets"].setdefault(data_name, entry)
+        if old is not entry:
+            old["baselines"] = entry["baselines"]
+            old["models"].update(entry["models"])
+            old.setdefault("tuned", {}).update(entry["tuned"])
+    rerun = {"command": " ".join(["python", "bench/leaderboard.py", *sys.argv[1:]]),
+             "date": time.strftime("%Y-%m-%d %H:%M:%S"), "models": args.models, "tuned": args.tuned}
+    return {"rows": previous["rows"], "synthetic_epochs": previous["synthetic_epochs"],
+            "datasets": previous["datasets"], "command": previous["command"],
+            "reruns": previous.get("reruns", []) + [rerun]}
 
 
 if __name__ == "__main__":

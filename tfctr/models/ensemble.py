@@ -26,12 +26,16 @@ def _ensemble(spec, name, embedding_dim, num_subspaces, l2_embedding, **network_
 @register("adaensemble")
 def adaensemble(spec, embedding_dim=16, num_subspaces=None, num_layers=4, experts=DEFAULT_EXPERTS, k=3,
                 controller=True, depth_training="straight_through", expert_prior=None, depth_prior=None,
-                load_weight=1.0, depth_load_weight=1.0, weight_outputs_by_gates=True, normalize=False,
+                load_weight=1.0, depth_load_weight=0.0, weight_outputs_by_gates=True, normalize=False,
                 gate_reduction_ratio=16, jitter=0.5, gate_temperature=1.0, dispatch="sparse",
                 l2_embedding=L2_EMBEDDING):
     """AdaEnsemble (Yan & Li): embeddings → subspace split (h = ``num_subspaces``, default D: bit-wise slots)
     → L sparse MoE layers over the experts (top-k gates) with per-layer estimators and the depth controller
-    (``controller=False``: always the last layer). See ``AdaEnsembleNetwork`` for every argument."""
+    (``controller=False``: always the last layer). See ``AdaEnsembleNetwork`` for every argument.
+
+    Unlike the layer (and the paper), the model does not regularise the controller towards the depth prior by
+    default (``depth_load_weight=0``): forcing 10% of the examples out after one layer made those exits badly
+    calibrated (Adult test AUC / logloss 0.8986 / 0.3897 with it, 0.9180 / 0.2877 without; README)."""
     return _ensemble(spec, "adaensemble", embedding_dim, num_subspaces, l2_embedding, num_layers=num_layers,
                      experts=experts, k=k, controller=controller, depth_training=depth_training,
                      expert_prior=expert_prior, depth_prior=depth_prior, load_weight=load_weight,
