@@ -32,7 +32,7 @@ bench/.venv-deepctr/bin/python:
 
 bench-deepctr-venv: bench/.venv-deepctr/bin/python
 
-# the whole suite, one benchmark at a time (they share the cores), then BENCHMARKS.md and its plots (< 1 h on 2 cores)
+# the whole suite, one benchmark at a time (they share the cores), then BENCHMARKS.md and its plots (about 2.5 h on 2 cores)
 bench: $(VENV)/.installed-bench bench-deepctr-venv
 	$(BIN)/python bench/all.py
 

@@ -1,8 +1,9 @@
 """``make bench`` / ``tfctr bench all``: runs every benchmark of the suite one after another (they share the
 cores), then renders BENCHMARKS.md and its plots from bench/results (``report.py``).
 
-The suite is sized to finish in under an hour on 2 cores (seeds and rows are smaller than each script's
-defaults where the default would not fit; every result records the exact command that produced it). Each job's
+The suite is sized to finish in about two and a half hours on 2 cores, an hour and a half of it the leaderboard
+(seeds and rows are smaller than each script's defaults where the default would not fit; every result records
+the exact command that produced it). Each job's
 previous result file is removed before it runs, so a failed job leaves a gap, never a stale number. Wall time
 per job goes to bench/results/suite.json.
 
