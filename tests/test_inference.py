@@ -37,8 +37,11 @@ def test_identifier_names_are_categorical(name):
     assert integer_kind(name, np.arange(1000) // 3)[0] == "categorical"
 
 
-def test_two_valued_integers_are_categorical():
-    assert integer_kind("is_mobile", np.array([0, 1, 1, 0, 1]))[0] == "categorical"
+def test_two_valued_integers_are_categorical_and_few_rows_stay_counts():
+    flags = np.random.default_rng(2).integers(0, 2, size=500)
+    assert integer_kind("is_mobile", flags)[0] == "categorical"
+    kind, why = integer_kind("is_mobile", flags[:5])  # five values are no evidence: counts, as from a schema
+    assert kind == "count" and "too few" in why
 
 
 def test_a_schema_alone_still_infers_counts():
