@@ -86,9 +86,11 @@ def leaderboard_table(result):
     """Every model with its defaults (and the tuned ones) next to one-hot LR and LightGBM, per dataset."""
     reruns = "".join(f" Rows of {', '.join(r['models'] + [t + ' (tuned)' for t in r['tuned']])} re-run with "
                      f"`{r['command']}` ({r['date']})." for r in result.get("reruns", []))
+    synthetic = any("bayes_optimal" in entry for entry in result["datasets"].values())
+    epochs = (f"; at most {result['synthetic_epochs']} epochs on synthetic data, where the AUC after the first epoch "
+              "is shown too" if synthetic else "")
     lines = [f"Test AUC / logloss, mean ± std over seeds; tfctr models with their defaults (`tfctr train` and "
-             f"nothing else; at most {result['synthetic_epochs']} epochs on synthetic data, where the AUC after "
-             f"the first epoch is shown too). {_machine(result)}.{reruns}", ""]
+             f"nothing else{epochs}). {_machine(result)}.{reruns}", ""]
     for data_name, entry in result["datasets"].items():
         base = entry["baselines"]
         lr, gbm = base["one_hot_lr"]["test"], base["lightgbm"]["test"]
