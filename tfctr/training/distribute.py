@@ -127,6 +127,14 @@ def serve_cluster_task() -> None:
     server.join()
 
 
+def wait_for_workers(strategy: tf.distribute.Strategy) -> None:
+    """Returns once every synchronous worker has reached this call (one all-reduce); a no-op for a single
+    worker. After ``fit``, it means every worker has finished its last epoch's backup."""
+    workers = ClusterRole.from_environment().synchronous_workers
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and len(workers) > 1:
+        strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.ones([])), axis=None)
+
+
 def gathered_weights(model: tf.keras.Model) -> list[np.ndarray]:
     """``model.get_weights()`` with every variable sharded over parameter servers joined back into one array
     (the shards ``name/part_0 … part_k`` are consecutive row blocks)."""

@@ -118,7 +118,9 @@ def fit_with_early_stopping(net, train_data, valid_data, run_dir: Path, epochs: 
     ] + list(callbacks or [])
     history = net.fit(train_data, validation_data=valid_data, epochs=epochs, callbacks=callbacks, verbose=verbose,
                       steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
-    # finished: nothing left to resume. Other workers only remove the folder once their own copies are gone
+    # finished: nothing left to resume. The chief removes the folder once every worker is past its last backup
+    # (a slower worker may still be writing it); other workers only remove their own empty copies
+    distribute.wait_for_workers(net.distribute_strategy)
     if distribute.ClusterRole.from_environment().is_chief:
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
     else:
