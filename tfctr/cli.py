@@ -364,7 +364,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError) as err:
         print(f"tfctr {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0

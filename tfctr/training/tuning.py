@@ -143,7 +143,10 @@ def tune(train_path: str, valid: str, out: str, model: str = "dcnv2", trials: in
             ``exclude``, ``strategy``, ...). Under a cluster strategy every task runs the same call, each with
             its own copy of the study; only the chief writes the result files.
     """
-    import optuna
+    try:
+        import optuna
+    except ImportError:
+        raise ImportError("tfctr tune needs Optuna: pip install 'tfctr[tune]'") from None
 
     space = check_space(dict(space or default_space(model)), model)
     out = Path(out)
