@@ -88,3 +88,41 @@ def test_bilevel_step_updates_routers_on_validation_and_the_rest_on_training(sma
                                    atol=1e-6)
     for v, before in zip(others, before_others):
         np.testing.assert_array_equal(v.numpy(), before)
+
+
+def test_router_every_n_updates_the_routers_on_every_nth_step_only(small_data, small_spec):
+    tf.keras.utils.set_random_seed(0)
+    network = models.build("adaensemble", small_spec, **dict(SMALL_ENSEMBLE, jitter=0.0))
+    train_batch = next(iter(parquet_dataset(small_data["train"], small_spec, 128)))
+    valid_batch = next(iter(parquet_dataset(small_data["valid"], small_spec, 128)))
+    routers = router_variables(network)
+    bilevel = BilevelTraining(network, tf.keras.optimizers.SGD(0.1), router_every=3)
+    bilevel.compile(optimizer=tf.keras.optimizers.SGD(0.0))
+    inputs = BilevelTraining.pair(tf.data.Dataset.from_tensors(train_batch), tf.data.Dataset.from_tensors(valid_batch))
+    moved = []
+    for _ in range(4):  # steps 0..3: the routers move at steps 0 and 3
+        before = [v.numpy() for v in routers]
+        bilevel.fit(inputs, epochs=1, verbose=0)
+        moved.append(any(not np.array_equal(v.numpy(), b) for v, b in zip(routers, before)))
+    assert moved == [True, False, False, True]
+    with pytest.raises(ValueError, match="router_every"):
+        BilevelTraining(network, router_every=0)
+
+
+def test_cli_trains_adaensemble_bilevel_with_annealing(small_data, small_spec, tmp_path):
+    import json
+
+    from tfctr.cli import main
+
+    small_spec.save(tmp_path / "spec.json")
+    main(["train", "--model", "adaensemble", "--train", small_data["train"], "--valid", small_data["valid"],
+          "--spec", str(tmp_path / "spec.json"), "--out", str(tmp_path / "run"), "--epochs", "1",
+          "--batch-size", "256", "--learning-rate", "3e-3", "--routing", "bilevel", "--router-every", "2", "--anneal-steps", "3",
+          "--verbose", "0", "--hp"] + [f"{k}={json.dumps(v)}" for k, v in SMALL_ENSEMBLE.items()])
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["training"]["routing"] == "bilevel" and config["training"]["anneal_steps"] == 3
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["valid"]["model"]["auc"] > 0.55
+    model = tf.keras.models.load_model(tmp_path / "run" / "model.keras")
+    # annealing ended at the configured k = 2 of every layer, which is what the saved model routes with
+    assert [int(layer.gate.k.numpy()) for layer in model.get_layer("adaensemble").moes] == [2, 2, 2]

@@ -57,6 +57,8 @@ def _training_args(args) -> dict:
     return dict(train=args.train, valid=args.valid, test=args.test, model=args.model, label=args.label,
                 epochs=args.epochs, embedding_dim=args.embedding_dim, seed=args.seed, monitor=args.monitor,
                 patience=args.patience, lr_reductions=args.lr_reductions, clipnorm=args.clipnorm or None,
+                routing=args.routing, router_learning_rate=args.router_learning_rate,
+                router_every=args.router_every, anneal_steps=args.anneal_steps,
                 spec=args.spec, exclude=args.exclude, hyper_params=values, verbose=args.verbose,
                 strategy=args.strategy, mixed_precision=args.mixed_precision, min_shard_bytes=args.min_shard_bytes,
                 **training)
@@ -207,6 +209,13 @@ def add_training_options(p, models, strategies):
     p.add_argument("--clipnorm", type=float, default=DEFAULT_CLIPNORM,
                    help="clip the gradient to this global norm (0 = no clipping)")
     p.add_argument("--l2-net", type=float, help="L2 penalty on the network weights, embeddings excluded (default 0)")
+    p.add_argument("--routing", choices=["joint", "bilevel"], default="joint",
+                   help="models with routers (adaensemble): joint = routers learn with everything else; bilevel = "
+                        "routers learn on validation batches, the rest on training batches (AdaEnsemble's Alg. 2)")
+    p.add_argument("--router-learning-rate", type=float, default=1e-3, help="bilevel: Adam rate of the routers")
+    p.add_argument("--router-every", type=int, default=1, help="bilevel: update the routers every N training steps")
+    p.add_argument("--anneal-steps", type=int,
+                   help="sparse MoE layers start dense and drop one expert every N steps down to their k")
     p.add_argument("--spec", help="a spec.json (from tfctr spec, fitted or not) instead of inferring one")
     p.add_argument("--exclude", nargs="*", default=[], help="columns that are not features")
     p.add_argument("--hp", nargs="*", metavar="NAME=VALUE|FILE.json",

@@ -19,7 +19,7 @@ def _gate_np(layer, x0, k):
     w1, b1 = layer.hidden.get_weights()
     w2, b2 = layer.project.get_weights()
     h = np.maximum(flat @ w1 + b1, 0) @ w2 + b2
-    h /= np.sqrt(np.maximum((h ** 2).sum(axis=1, keepdims=True), 1e-12))  # as tf.math.l2_normalize
+    h /= np.sqrt((h ** 2).sum(axis=1, keepdims=True) + 0.05 ** 2)  # the soft normalisation, ε = 0.05
     e = layer.choice_embeddings.numpy()
     e = e / np.linalg.norm(e, axis=1, keepdims=True)
     tau = np.log1p(np.exp(layer.temperature_raw.numpy())) + 1e-3
@@ -28,7 +28,7 @@ def _gate_np(layer, x0, k):
     for b in range(len(logits)):
         top = np.argsort(-logits[b])[:k]
         z = np.exp(logits[b, top] - logits[b, top].max())
-        gates[b, top] = z / z.sum()
+        gates[b, top] = (z / z.sum() + 1e-6) / (1 + k * 1e-6)  # every selected gate floored
     return gates, logits
 
 
@@ -50,6 +50,45 @@ def test_noisy_cosine_gate_against_numpy(k, temperature):
         tape.watch(x)
         out = tf.reduce_sum(layer(x)[1])
     assert tape.gradient(out, x) is None
+
+
+def test_gate_gradient_is_bounded_on_a_row_whose_hidden_layer_is_all_zero():
+    gate = NoisyCosineGate(4, k=2, reduction_ratio=2, dim=3)
+    x0 = _slots().numpy()
+    gate(tf.constant(x0))
+    kernel, bias = gate.hidden.get_weights()
+    gate.hidden.set_weights([kernel, np.full_like(bias, -1e3)])  # ReLU(·) = 0 on every row: h = project's bias = 0
+    with tf.GradientTape() as tape:
+        gates, logits = gate(tf.constant(x0), training=True)
+        loss = tf.reduce_sum(logits * tf.constant([[1.0, -2.0, 0.5, 3.0]]))
+    gradients = tape.gradient(loss, gate.trainable_variables)
+    largest = max(float(tf.reduce_max(tf.abs(g))) for g in gradients if g is not None)
+    # tf.math.l2_normalize gave ~1e6 here; with the soft normalisation (ε = 0.05, τ = 1) each row's ∂loss/∂h is
+    # at most Σ_j |c_j| / (τ·ε), and the bias sums B rows
+    assert np.isfinite(largest) and largest <= B * 6.5 / 0.05
+    assert largest > 0  # the projection bias does learn, so the row leaves the tie at h = 0
+    assert np.all((gates.numpy() > 0).sum(axis=1) == 2)
+
+
+def test_exactly_k_non_zero_gates_at_the_smallest_temperature():
+    gate = NoisyCosineGate(6, k=3, reduction_ratio=2, dim=4)
+    x0 = _slots(batch=64)
+    gate(x0)
+    gate.temperature_raw.assign(-30.0)  # τ = softplus(−30) + 1e-3 ≈ 1e-3: logits differ by up to 2000
+    assert float(gate.temperature()) == pytest.approx(1e-3, rel=1e-6)
+    gates, logits = gate(x0)
+    assert np.all((gates.numpy() > 0).sum(axis=1) == 3)
+    np.testing.assert_allclose(gates.numpy().sum(axis=1), 1.0, atol=1e-6)
+    # the largest top-k logit still takes (almost) all the weight
+    np.testing.assert_array_equal(np.argmax(gates, axis=1), np.argmax(logits, axis=1))
+    moe = SparseMoE(["dense", "cross", "pin", "conv", "attention", "dense"], k=3, gate_reduction_ratio=2,
+                    weight_outputs_by_gates=False, num_subspaces=H, num_fields=F)
+    moe((x0, x0))
+    moe.gate.temperature_raw.assign(-30.0)
+    dense = SparseMoE.from_config({**moe.get_config(), "dispatch": "dense"})
+    dense((x0, x0))
+    dense.set_weights(moe.get_weights())
+    np.testing.assert_allclose(moe((x0, x0)).numpy(), dense((x0, x0)).numpy(), atol=1e-5)
 
 
 def test_top_k_mask_breaks_ties_to_exactly_k():
@@ -205,6 +244,11 @@ def test_top_k_annealing_schedule():
     x = np.random.default_rng(0).normal(size=(64, 8, 1)).astype(np.float32)
     model.fit(x, x.reshape(64, 8), batch_size=2, epochs=1, verbose=0, callbacks=[callback, record])
     assert seen[:10] == [5] * 10 and seen[10:20] == [4] * 10 and seen[-1] == 3
+    # a resumed run (the optimizer's step restored, here to 15) continues the schedule where it stopped
+    model.optimizer.iterations.assign(15)
+    seen.clear()
+    model.fit(x[:20], x[:20].reshape(20, 8), batch_size=2, epochs=1, verbose=0, callbacks=[callback, record])
+    assert seen[:5] == [4] * 5 and seen[5:] == [3] * 5
 
 
 def test_gate_temperature_reaches_every_gate_and_survives_config():

@@ -19,6 +19,29 @@ def top_k_mask(logits, k):
     return tf.reduce_sum(tf.one_hot(indices, n, dtype=logits.dtype), axis=1)
 
 
+GATE_NORM_EPSILON = 0.05
+GATE_FLOOR = 1e-6
+
+
+def soft_l2_normalize(h, epsilon=GATE_NORM_EPSILON):
+    """``h / sqrt(‖h‖² + ε²)`` along the last axis: the unit vector for ‖h‖ ≫ ε (within 0.5% of it from
+    ‖h‖ = 10ε), shrinking smoothly to 0 at h = 0 with a gradient bounded by 1/ε. ``tf.math.l2_normalize``
+    divides by ``max(‖h‖, 1e-6)`` instead, whose gradient at a zero row is 1e6 (a router whose ReLU hidden
+    layer is all zero for a row would get a step of that size)."""
+    return h * tf.math.rsqrt(tf.reduce_sum(tf.square(h), axis=-1, keepdims=True) + epsilon ** 2)
+
+
+def top_k_softmax(logits, mask, floor=GATE_FLOOR):
+    """Softmax over the logits where ``mask`` is 1, zero elsewhere, every selected gate at least
+    ``floor / (1 + k·floor)``: ``(softmax + floor) / (1 + k·floor)``. At a small temperature the logits of the
+    selected choices differ by hundreds and a plain softmax underflows to exact zeros, so a row would reach
+    fewer than its k choices; with the floor every row has exactly k non-zero gates summing to 1."""
+    masked = tf.where(mask > 0, logits, tf.cast(-1e9, logits.dtype))
+    k = tf.reduce_sum(mask, axis=-1, keepdims=True)
+    floor = tf.cast(floor, logits.dtype)
+    return (tf.nn.softmax(masked, axis=-1) * mask + floor * mask) / (1.0 + k * floor)
+
+
 def load_distribution_loss(logits, selected, prior=None):
     """``Σ_j f_j · P_j / w_j``: f_j the fraction of the batch routed to choice j (top-k membership, no
     gradient), P_j the batch mean of the full softmax of the logits, w_j the expected load (uniform 1/n by
@@ -57,6 +80,10 @@ class NoisyCosineGate(tf.keras.layers.Layer):
         h = Dense_d(ReLU(Dense_{N·c/r}(flatten X̃)))      [B, d]
         g_j = cos(h, e_j) / τ                           e_j learnable choice embeddings, τ = softplus(ρ) + 1e-3
         G = softmax(g masked to its top k)              exactly k non-zeros per row
+
+    Two numerical guards (``soft_l2_normalize``, ``top_k_softmax``): h is normalised by sqrt(‖h‖² + 0.05²), so a
+    row whose hidden activations are all zero gets a bounded gradient (not 1e6) and logits near 0; and every
+    selected gate is floored at ≈1e-6, so a small τ never underflows a selected gate to zero.
 
     Returns ``(G, g)``, both ``[B, num_choices]``. ``k`` lives in a non-trainable variable so that
     ``TopKAnnealing`` can lower it during training; the value it holds is also what inference uses. τ is kept
@@ -110,12 +137,10 @@ class NoisyCosineGate(tf.keras.layers.Layer):
         x = tf.stop_gradient(tf.reshape(x0, [-1, x0.shape[1] * x0.shape[2]]))
         if training and self.jitter > 0:
             x = x * tf.random.uniform(tf.shape(x), 1.0 - self.jitter, 1.0 + self.jitter, dtype=x.dtype)
-        h = tf.math.l2_normalize(self.project(self.hidden(x)), axis=-1)
+        h = soft_l2_normalize(self.project(self.hidden(x)))
         e = tf.math.l2_normalize(tf.cast(self.choice_embeddings, h.dtype), axis=-1)
         logits = tf.matmul(h, e, transpose_b=True) / tf.cast(self.temperature(), h.dtype)
-        mask = top_k_mask(logits, self.k)
-        gates = tf.nn.softmax(tf.where(mask > 0, logits, tf.cast(-1e9, logits.dtype)), axis=-1) * mask
-        return gates, logits
+        return top_k_softmax(logits, top_k_mask(logits, self.k)), logits
 
     def get_config(self):
         config = super().get_config()
@@ -243,12 +268,14 @@ class TopKAnnealing(tf.keras.callbacks.Callback):
     """Lowers the top-k of every ``NoisyCosineGate`` of the model (the experts' gates, not the depth
     controller's, which stays top-1) along a step schedule: ``schedule = [(boundary_step, k), …]`` uses k_i while
     the training step is below b_i and the last k afterwards (so inference uses the final k).
-    ``annealing_schedule(num_experts, k, steps)`` gives the paper's dense → sparse schedule."""
+    ``annealing_schedule(num_experts, k, steps)`` gives the paper's dense → sparse schedule.
+
+    The training step is the optimizer's ``iterations``, which checkpoints (and ``BackupAndRestore``) save with
+    the model, so a resumed run continues the schedule where it stopped."""
 
     def __init__(self, schedule):
         super().__init__()
         self.schedule = sorted((int(b), int(k)) for b, k in schedule)
-        self.step = 0
 
     def k_at(self, step: int) -> int:
         """The k of the schedule at training step ``step`` (the last one after the final boundary)."""
@@ -261,11 +288,10 @@ class TopKAnnealing(tf.keras.callbacks.Callback):
         return [module.gate for module in self.model.submodules if isinstance(module, SparseMoE)]
 
     def on_train_batch_begin(self, batch, logs=None):
-        k = self.k_at(self.step)
+        k = self.k_at(int(self.model.optimizer.iterations.numpy()))
         for gate in self._gates():
             if int(gate.k.numpy()) != k:
                 gate.k.assign(min(k, gate.num_choices))
-        self.step += 1
 
     def on_train_end(self, logs=None):
         for gate in self._gates():
@@ -276,3 +302,13 @@ def annealing_schedule(num_experts: int, k: int, steps: int) -> list:
     """``[(steps, n), (2·steps, n − 1), …, (·, k)]``: start dense, drop one expert every ``steps`` steps."""
     return [((i + 1) * steps, n) for i, n in enumerate(range(num_experts, k - 1, -1))]
 
+
+
+def annealing_for(model: tf.keras.Model, steps: int) -> TopKAnnealing:
+    """``TopKAnnealing`` for every ``SparseMoE`` of ``model``: start dense, drop one expert every ``steps``
+    training steps until the layers' configured k."""
+    moes = [module for module in model.submodules if isinstance(module, SparseMoE)]
+    if not moes:
+        raise ValueError("top-k annealing: the model has no SparseMoE layer (use it with adaensemble)")
+    return TopKAnnealing(annealing_schedule(max(len(m.expert_kinds) for m in moes), min(m.k for m in moes),
+                                            positive_int("top-k annealing", "steps", steps)))

@@ -36,10 +36,13 @@ class BilevelTraining(StepModel):
     Args:
         network: a tfctr model (probability output, ``"logit"`` layer) whose routers are ``NoisyCosineGate``s.
         router_optimizer: optimizer of α (default Adam(1e-3)).
+        router_every: update α on every ``router_every``-th training step (default 1: every step). Above 1 it
+            runs on one replica only: TensorFlow cannot apply an optimizer inside a conditional under a
+            multi-replica ``tf.distribute`` strategy.
 
     ``compile(optimizer=...)`` sets the optimizer of W; ``fit(BilevelTraining.pair(train, valid), ...)``
     trains. Metrics: ``loss`` (training BCE), ``val_batch_loss`` (BCE of the validation batches α was updated
-    on; 0 in ``evaluate``), ``logloss``, ``auc``; ``evaluate``/``validation_data`` take plain
+    on; 0 in ``evaluate``, which has none), ``logloss``, ``auc``; ``evaluate``/``validation_data`` take plain
     ``(features, label)`` batches.
     """
 
@@ -49,8 +52,11 @@ class BilevelTraining(StepModel):
         validation data repeats). Both should have the same batch size."""
         return tf.data.Dataset.zip((train_data, validation_data.repeat()))
 
-    def __init__(self, network: tf.keras.Model, router_optimizer=None, **kwargs):
+    def __init__(self, network: tf.keras.Model, router_optimizer=None, router_every: int = 1, **kwargs):
         super().__init__(network, means=("val_batch_loss",), **kwargs)
+        if int(router_every) < 1:
+            raise ValueError(f"BilevelTraining: router_every must be a positive number of steps, got {router_every}")
+        self.router_every = int(router_every)
         self.routers = router_variables(network)
         if not self.routers:
             raise ValueError("BilevelTraining: the model has no NoisyCosineGate router to train on validation data")
@@ -63,18 +69,45 @@ class BilevelTraining(StepModel):
         labels, per_example = bce_per_example(y, logit)
         return global_average(per_example, self.logit_model.losses), labels, logit, per_example
 
-    def train_step(self, data):
-        (x, y), (x_val, y_val) = data
+    def _router_step(self, x_val, y_val):
         with tf.GradientTape() as tape:
             val_loss, _, _, val_per_example = self._loss(x_val, y_val)
         self.router_optimizer.apply_gradients(zip(tape.gradient(val_loss, self.routers), self.routers))
+        self.tracker("val_batch_loss").update_state(val_per_example)
+        return tf.constant(0)
+
+    def train_step(self, data):
+        (x, y), (x_val, y_val) = data
+        if self.router_every == 1:
+            self._router_step(x_val, y_val)
+        else:
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            if replicas > 1:
+                raise ValueError(f"BilevelTraining: router_every={self.router_every} needs one replica; this "
+                                 f"strategy has {replicas} (use router_every=1)")
+            tf.cond(self.optimizer.iterations % self.router_every == 0,
+                    lambda: self._router_step(x_val, y_val), lambda: tf.constant(0))
         with tf.GradientTape() as tape:
             loss, labels, logit, per_example = self._loss(x, y)
         self.optimizer.apply_gradients(zip(tape.gradient(loss, self.weights_w), self.weights_w))
-        return self.record(labels, logit, loss=per_example, val_batch_loss=val_per_example)
+        return self.record(labels, logit, loss=per_example)
 
     def test_step(self, data):
         x, y = data[:2]
         logit = self.logit(x, training=False)
         labels, per_example = bce_per_example(y, logit)
-        return self.record(labels, logit, loss=per_example, val_batch_loss=tf.zeros_like(per_example))
+        return self.record(labels, logit, loss=per_example)
+
+
+ROUTINGS = ("joint", "bilevel")
+
+
+def routing_trainer(network: tf.keras.Model, routing: str, router_learning_rate: float = 1e-3,
+                    router_every: int = 1) -> tf.keras.Model:
+    """The model ``fit`` trains for a routing mode: ``network`` itself for ``"joint"`` (routers and weights
+    learn together on the training loss), a ``BilevelTraining`` around it for ``"bilevel"``."""
+    if routing not in ROUTINGS:
+        raise ValueError(f"routing must be one of {ROUTINGS}, got {routing!r}")
+    if routing == "joint":
+        return network
+    return BilevelTraining(network, tf.keras.optimizers.Adam(router_learning_rate), router_every)

@@ -46,6 +46,8 @@ class StepModel(tf.keras.Model):
         super().__init__(**kwargs)
         self.network = network
         self.logit_model = logit_of(network)
+        # no weights of its own: built when the network is (BackupAndRestore only restores a built model)
+        self.built = network.built
         self.trackers = [tf.keras.metrics.Mean(name=name) for name in ("loss",) + tuple(means)]
         self.logloss = tf.keras.metrics.BinaryCrossentropy(name="logloss", from_logits=True)
         self.auc = tf.keras.metrics.AUC(name="auc", from_logits=True)
@@ -60,10 +62,13 @@ class StepModel(tf.keras.Model):
     def logit(self, x, training):
         return tf.cast(self.logit_model(x, training=training), tf.float32)
 
+    def tracker(self, name: str) -> tf.keras.metrics.Mean:
+        return next(t for t in self.trackers if t.name == name)
+
     def record(self, labels, logit, **means):
-        """Updates the trackers (``means`` by name) and returns every metric's result."""
-        for tracker in self.trackers:
-            tracker.update_state(means[tracker.name])
+        """Updates the trackers named in ``means`` and returns every metric's result."""
+        for name, value in means.items():
+            self.tracker(name).update_state(value)
         self.logloss.update_state(labels, logit)
         self.auc.update_state(labels, logit)
         return {m.name: m.result() for m in self.metrics}

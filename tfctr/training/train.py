@@ -30,7 +30,9 @@ from tfctr.data.synthetic import TRUE_CTR_COLUMN
 from tfctr.features import FeatureSpec
 from tfctr.metrics import evaluate
 from tfctr.models import build, hyper_parameters, training_defaults
+from tfctr.layers.moe import annealing_for
 from tfctr.training import distribute
+from tfctr.training.bilevel import BilevelTraining, routing_trainer
 from tfctr.training.callbacks import TrainingThroughput
 from tfctr.training.distributed_input import split_inputs
 from tfctr.training.regularization import add_network_l2
@@ -167,6 +169,10 @@ def train(
     lr_reductions: int = 1,
     clipnorm: float | None = DEFAULT_CLIPNORM,
     l2_net: float = 0.0,
+    routing: str = "joint",
+    router_learning_rate: float = 1e-3,
+    router_every: int = 1,
+    anneal_steps: int | None = None,
     spec: FeatureSpec | str | None = None,
     overrides: dict | None = None,
     exclude: list | tuple = (),
@@ -195,6 +201,12 @@ def train(
         clipnorm: the gradient is clipped to this global norm (None: no clipping).
         l2_net: λ of an L2 penalty on the network weights (every kernel, not the embeddings; see
             ``tfctr.training.regularization``); embedding regularisation is the model's ``l2_embedding``.
+        routing, router_learning_rate, router_every: for models with routers (adaensemble): ``"joint"`` trains
+            them with everything else on the training loss; ``"bilevel"`` (``BilevelTraining``) updates them with
+            Adam(``router_learning_rate``) on validation batches, every ``router_every``-th step, and the rest on
+            training batches. Bi-level runs under the ``"default"`` and ``"mirrored"`` strategies.
+        anneal_steps: start the sparse MoE layers dense and drop one expert per example every ``anneal_steps``
+            training steps down to their k (``TopKAnnealing``; resumes with the run).
         embedding_dim: D, for models that embed (default: the model's own default).
         seed: seeds weights initialisation and shuffling.
         spec: a fitted FeatureSpec (or a path to its JSON); by default inferred from the training schema
@@ -226,6 +238,8 @@ def train(
         print(f"tfctr train: {model} on {len(spec.features)} features\n{spec.describe()}", flush=True)
 
     hp = dict(hyper_params or {})
+    if routing == "bilevel" and strategy in distribute.CLUSTER_STRATEGIES:
+        raise ValueError(f"routing='bilevel' runs under the default or mirrored strategy, not {strategy!r}")
     learning_rate = learning_rate or training_defaults(model).get("learning_rate", 1e-3)
     if embedding_dim is not None and "embedding_dim" in hyper_parameters(model):
         hp["embedding_dim"] = embedding_dim
@@ -233,16 +247,22 @@ def train(
     def build_compiled():
         net = build(model, spec, **hp)
         add_network_l2(net, l2_net)
-        compile_ctr(net, learning_rate, clipnorm)
-        return net
+        trainer = routing_trainer(net, routing, router_learning_rate, router_every)
+        compile_ctr(trainer, learning_rate, clipnorm)
+        return trainer
 
     with distribute.precision(mixed_precision), distribute.strategy(strategy, min_shard_bytes).scope():
-        net = build_compiled()
+        trainer = build_compiled()
     train_input, valid_input = split_inputs(strategy, train, valid, spec, batch_size, shuffle_buffer, seed,
                                             run_dir / "encoded")
-    training = fit_with_early_stopping(net, train_input.data, valid_input.data, run_dir, epochs, patience,
+    train_data = train_input.data
+    if isinstance(trainer, BilevelTraining):
+        train_data = BilevelTraining.pair(train_data, valid_input.data)
+    callbacks = list(callbacks or []) + ([annealing_for(trainer, anneal_steps)] if anneal_steps else [])
+    training = fit_with_early_stopping(trainer, train_data, valid_input.data, run_dir, epochs, patience,
                                        train_input.rows_per_epoch, callbacks, verbose, train_input.steps,
                                        valid_input.steps, monitor, lr_reductions)
+    net = trainer.network if isinstance(trainer, BilevelTraining) else trainer
     if strategy in distribute.CLUSTER_STRATEGIES:
         with distribute.precision(mixed_precision):
             net = distribute.local_copy(net, build_compiled)
@@ -257,7 +277,8 @@ def train(
         "training": dict(
             train=str(train), valid=str(valid), test=test and str(test), label=label, epochs=epochs,
             batch_size=batch_size, learning_rate=learning_rate, seed=seed, patience=patience, monitor=monitor,
-            lr_reductions=lr_reductions, clipnorm=clipnorm, l2_net=l2_net,
+            lr_reductions=lr_reductions, clipnorm=clipnorm, l2_net=l2_net, routing=routing,
+            router_learning_rate=router_learning_rate, router_every=router_every, anneal_steps=anneal_steps,
             oracle_column=oracle_column, shuffle_buffer=shuffle_buffer, strategy=strategy,
             mixed_precision=mixed_precision, workers=role.training_workers(strategy)),
     }
