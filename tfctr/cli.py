@@ -304,7 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test")
     p.add_argument("--out", required=True, help="run directory of the retrained model (+ architecture.json)")
     p.add_argument("--levels", type=int, default=3, help="n, (cross, MLP) levels")
-    p.add_argument("--selection", choices=["soft", "hard"], default="soft")
+    p.add_argument("--selection", choices=["soft", "hard", "one_hot"], default="soft",
+                   help="soft: keep the softmax(β) mixture; hard: soft search, keep each node's argmax operation (the "
+                        "authors' Hard); one_hot: straight-through one-hot search")
     p.add_argument("--algorithm", choices=["one_shot", "sequential"], default="one_shot")
     p.add_argument("--retrain-init", choices=["supernet", "scratch"], default="supernet")
     p.add_argument("--embedding-dim", type=int, default=16)

@@ -18,12 +18,15 @@ def _softmax(z):
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _operation_np(layer, op, xs, mask=None):
+def _operation_np(layer, op, xs, mask=None, scaled=False):
     """One fusion operation, the obvious way, on NumPy inputs (already masked)."""
     if op == "add":
         return sum(xs)
     if op == "product":
         connected = [x for i, x in enumerate(xs) if mask is None or mask[i] > 0]
+        if scaled:
+            connected = [(x - x.mean(axis=1, keepdims=True)) / np.sqrt(x.var(axis=1, keepdims=True) + 1e-6)
+                         for x in connected]
         return np.prod(connected, axis=0) if connected else np.zeros_like(xs[0])
     if op == "concat":
         kernel, bias = layer.concat.get_weights()
@@ -32,8 +35,23 @@ def _operation_np(layer, op, xs, mask=None):
     for i, x in enumerate(xs):
         w1, b1 = layer.attention[2 * i].get_weights()
         (w2,) = layer.attention[2 * i + 1].get_weights()
-        out = out + _softmax(np.maximum(x @ w1 + b1, 0) @ w2) * x
+        out = out + (W if scaled else 1) * _softmax(np.maximum(x @ w1 + b1, 0) @ w2) * x
     return out
+
+
+@pytest.mark.parametrize("op", ["product", "attention"])
+def test_scaled_product_and_attention_against_numpy(op):
+    xs = [x * 1e-3 for x in _inputs(k=5, seed=3)]  # five inputs of embedding scale
+    check_layer(FusionOperation, {"operations": [op], "scaled": True}, xs,
+                numpy_reference=lambda layer, xs: _operation_np(layer, op, xs, scaled=True))
+    def rms(op_layer):
+        return float(np.sqrt((op_layer(xs).numpy() ** 2).mean()))
+
+    add = rms(FusionOperation(["add"]))
+    if op == "product":  # scaled: of order one whatever the inputs' scale; plain: (1e-3)^5
+        assert 0.1 < rms(FusionOperation([op], scaled=True)) < 100 and rms(FusionOperation([op])) < 1e-12
+    else:  # scaled: starts as ADD; plain: about W times smaller
+        assert 0.5 < rms(FusionOperation([op], scaled=True)) / add < 2 and rms(FusionOperation([op])) / add < 0.4
 
 
 @pytest.mark.parametrize("op", OPERATIONS)
@@ -100,14 +118,14 @@ def _supernet_np(layer, x0):
     return values[-1]
 
 
-@pytest.mark.parametrize("selection", ["soft", "hard"])
+@pytest.mark.parametrize("selection", ["soft", "one_hot"])
 def test_supernet_against_numpy_with_random_connections(selection):
     x0 = tf.random.stateless_normal([B, W], seed=[5, 5])
     if selection == "soft":
         layer, _ = check_layer(FusionSupernet, {"num_levels": 2, "selection": selection}, x0,
                                numpy_reference=_supernet_np, atol=1e-4, rtol=1e-4,
                                invalid_kwargs=[{"num_levels": 0}, {"selection": "gumbel"}])
-    else:  # hard: the unselected operations' own weights get no gradient, by design (one-hot forward)
+    else:  # one-hot: the unselected operations' own weights get no gradient, by design (one-hot forward)
         layer = FusionSupernet(num_levels=2, selection=selection)
         np.testing.assert_allclose(layer(x0).numpy(), _supernet_np(layer, x0.numpy()), rtol=1e-4, atol=1e-4)
     alpha = tf.random.stateless_normal(layer.alpha.shape, seed=[6, 6])  # about half the connections cut
@@ -117,7 +135,7 @@ def test_supernet_against_numpy_with_random_connections(selection):
 
 def test_straight_through_masks_pass_the_gradient_to_alpha():
     x0 = tf.random.stateless_normal([B, W], seed=[7, 7])
-    layer = FusionSupernet(num_levels=1, selection="hard")
+    layer = FusionSupernet(num_levels=1, selection="one_hot")
     layer(x0)
     with tf.GradientTape() as tape:
         masks = layer.masks()

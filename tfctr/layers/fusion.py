@@ -17,6 +17,13 @@ from tfctr.layers.cross import VectorCross
 OPERATIONS = ("add", "product", "concat", "attention")
 
 
+def standardize_features(x, epsilon=1e-6):
+    """``(x − mean(x)) / sqrt(var(x) + ε)`` over the last axis of ``[B, w]``: layer normalisation without
+    parameters."""
+    mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
+    return (x - mean) * tf.math.rsqrt(variance + epsilon)
+
+
 def node_names(num_levels: int) -> list[str]:
     """``["x0", "cross_0", "cross_1", "mlp_1", …, "cross_n", "mlp_n", "output"]``."""
     names = ["x0", "cross_0"]
@@ -49,14 +56,23 @@ class FusionOperation(tf.keras.layers.Layer):
     ``op_weights`` the constant ``operation_weights`` are used (a derived soft architecture), or the single
     operation (several operations without weights are averaged).
 
+    ``scaled=True`` (our addition, used by the fixed ``product`` and ``attention`` baselines): product multiplies
+    the inputs standardised over their w features (``standardize_features``: mean 0, variance 1 per example), so
+    its scale does not vanish with the number of factors (eight inputs of embedding scale 1e-2 multiply to 1e-16,
+    a constant prediction) and ReLU outputs do not zero most of the product;
+    attention uses ``w · a_i``, so it starts as ADD (a_i ≈ 1/w at initialisation) instead of w times smaller.
+    The search keeps the authors' unscaled forms.
+
     Args:
         operations: the candidate operations this layer computes (subset of ``OPERATIONS``).
         operation_weights: constant mixing weights (one per operation), or None for a single operation / runtime
             weights.
         product_masked_as_zero: see above.
+        scaled: see above (default False).
     """
 
-    def __init__(self, operations=OPERATIONS, operation_weights=None, product_masked_as_zero=False, **kwargs):
+    def __init__(self, operations=OPERATIONS, operation_weights=None, product_masked_as_zero=False, scaled=False,
+                 **kwargs):
         super().__init__(**kwargs)
         operations = list(operations)
         if not operations:
@@ -69,6 +85,7 @@ class FusionOperation(tf.keras.layers.Layer):
                              f"{len(operations)} operations")
         self.constant_weights = None if operation_weights is None else [float(w) for w in operation_weights]
         self.product_masked_as_zero = bool(product_masked_as_zero)
+        self.scaled = bool(scaled)
 
     def build(self, input_shape):
         shapes = as_shape_list(input_shape)
@@ -88,6 +105,8 @@ class FusionOperation(tf.keras.layers.Layer):
         if op == "add":
             return tf.add_n(xs)
         if op == "product":
+            if self.scaled:
+                xs = [standardize_features(x) for x in xs]
             if mask is None or self.product_masked_as_zero:
                 product = xs[0]
                 for x in xs[1:]:
@@ -99,7 +118,8 @@ class FusionOperation(tf.keras.layers.Layer):
             return product * tf.cast(tf.reduce_any(mask > 0), product.dtype)
         if op == "concat":
             return self.concat(tf.concat(xs, axis=1))
-        scored = [tf.nn.softmax(self.attention[2 * i + 1](self.attention[2 * i](x)), axis=1) * x
+        scale = float(self.width) if self.scaled else 1.0
+        scored = [scale * tf.nn.softmax(self.attention[2 * i + 1](self.attention[2 * i](x)), axis=1) * x
                   for i, x in enumerate(xs)]
         return tf.add_n(scored)
 
@@ -121,7 +141,7 @@ class FusionOperation(tf.keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(operations=self.operations, operation_weights=self.constant_weights,
-                      product_masked_as_zero=self.product_masked_as_zero)
+                      product_masked_as_zero=self.product_masked_as_zero, scaled=self.scaled)
         return config
 
 
@@ -166,7 +186,8 @@ class FusionGraph(tf.keras.layers.Layer):
 
     Args:
         architecture: ``{"num_levels": n, "nodes": {name: {"inputs": [...], "operation" | "operations": ...}},
-            ...}`` (see ``tfctr.models.fusion``).
+            ...}`` (see ``tfctr.models.fusion``); ``"scaled": true`` builds every ``FusionOperation`` with
+            ``scaled=True`` (the fixed product/attention baselines).
     """
 
     def __init__(self, architecture, **kwargs):
@@ -192,8 +213,9 @@ class FusionGraph(tf.keras.layers.Layer):
                 ops = [node["operation"]] if "operation" in node else list(node["operations"])
                 weights = None if "operation" in node else [node["operations"][o] for o in ops]
                 slots = max(len(node["inputs"]), 1)
-                self.fusions.append(build_sublayer(FusionOperation(ops, weights, name=f"fusion_{name}"),
-                                                   [(None, width)] * slots))
+                fusion = FusionOperation(ops, weights, scaled=self.architecture.get("scaled", False),
+                                         name=f"fusion_{name}")
+                self.fusions.append(build_sublayer(fusion, [(None, width)] * slots))
         super().build(input_shape)
 
     def call(self, x0):
@@ -236,22 +258,22 @@ class FusionSupernet(tf.keras.layers.Layer):
 
     Every node j other than x0 fuses its candidate sources i with connection masks ``m_ji = 1[α_ji > 0]``
     (straight-through: the gradient reaches α as if m were α) by ``FusionOperation`` with operation weights
-    ``softmax(β_j)`` (``selection="soft"``) or its one-hot argmax with the softmax's gradient
-    (``selection="hard"``), then applies its component: a DCN cross layer ``x0 · (u·w) + b + u`` (x0 always the
+    ``softmax(β_j)`` (``selection="soft"``, the authors' search for both their Soft and Hard variants) or its
+    one-hot argmax with the softmax's gradient (``selection="one_hot"``, our straight-through variant), then applies its component: a DCN cross layer ``x0 · (u·w) + b + u`` (x0 always the
     raw embedding), an MLP layer ``ReLU(u W + c)`` of width w, or for the output ``u w_o + b_o``. ``cross_0`` has
     the single input x0 (masked, no fusion operation). α (``[nodes, nodes]``, [destination, source], all 0.5)
     and β (``[2n + 1, 4]``, Xavier-normal) are the architecture weights, named ``alpha`` and ``beta``.
 
     Args:
         num_levels: n, (cross, MLP) levels (default 3).
-        selection: ``"soft"`` or ``"hard"``.
+        selection: ``"soft"`` or ``"one_hot"``.
         product_masked_as_zero: the authors' literal product (see ``FusionOperation``).
     """
 
     def __init__(self, num_levels=3, selection="soft", product_masked_as_zero=False, **kwargs):
         super().__init__(**kwargs)
         self.num_levels = positive_int("FusionSupernet", "num_levels", num_levels)
-        self.selection = choice("FusionSupernet", "selection", selection, {"soft", "hard"})
+        self.selection = choice("FusionSupernet", "selection", selection, {"soft", "one_hot"})
         self.product_masked_as_zero = bool(product_masked_as_zero)
         self.names = node_names(self.num_levels)
 
@@ -278,7 +300,7 @@ class FusionSupernet(tf.keras.layers.Layer):
         return straight_through(tf.cast(self.alpha > 0, self.alpha.dtype), self.alpha)
 
     def operation_weights(self):
-        """Per fused node ``[2n + 1, 4]``: softmax(β), or its one-hot argmax (straight-through) when hard."""
+        """Per fused node ``[2n + 1, 4]``: softmax(β), or its one-hot argmax (straight-through) for ``one_hot``."""
         soft = tf.nn.softmax(self.beta, axis=1)
         if self.selection == "soft":
             return soft
@@ -336,8 +358,10 @@ class FusionSupernet(tf.keras.layers.Layer):
 
 def derive(supernet: "FusionSupernet", mode: str | None = None) -> dict:
     """The architecture a trained supernet selects: connection i → j kept iff α_ji > 0; per node the argmax
-    operation (``mode="hard"``) or the constant softmax(β) mix (``"soft"``); default the supernet's selection."""
-    mode = choice("derive", "mode", mode or supernet.selection, {"soft", "hard"})
+    operation (``mode="hard"``, the authors' Hard) or the constant softmax(β) mix (``"soft"``); default
+    ``"soft"`` for a soft search and ``"hard"`` for a one-hot one."""
+    default = "hard" if supernet.selection == "one_hot" else "soft"
+    mode = choice("derive", "mode", mode or default, {"soft", "hard"})
     if supernet.product_masked_as_zero:
         raise ValueError("derive: a supernet with product_masked_as_zero=True multiplies disconnected inputs as "
                          "zeros, which a pruned graph cannot reproduce; search with product_masked_as_zero=False")

@@ -19,16 +19,19 @@ def top_k_mask(logits, k):
     return tf.reduce_sum(tf.one_hot(indices, n, dtype=logits.dtype), axis=1)
 
 
-GATE_NORM_EPSILON = 0.05
 GATE_FLOOR = 1e-6
 
 
-def soft_l2_normalize(h, epsilon=GATE_NORM_EPSILON):
-    """``h / sqrt(‖h‖² + ε²)`` along the last axis: the unit vector for ‖h‖ ≫ ε (within 0.5% of it from
-    ‖h‖ = 10ε), shrinking smoothly to 0 at h = 0 with a gradient bounded by 1/ε. ``tf.math.l2_normalize``
-    divides by ``max(‖h‖, 1e-6)`` instead, whose gradient at a zero row is 1e6 (a router whose ReLU hidden
-    layer is all zero for a row would get a step of that size)."""
-    return h * tf.math.rsqrt(tf.reduce_sum(tf.square(h), axis=-1, keepdims=True) + epsilon ** 2)
+def safe_l2_normalize(h, min_squared_norm=1e-12):
+    """``h / ‖h‖`` along the last axis, and 0 with a zero gradient for a row whose ‖h‖² is below
+    ``min_squared_norm``. ``tf.math.l2_normalize`` divides such a row by 1e-6 instead, so its gradient there is
+    1e6: a router whose ReLU hidden layer is all zero for a row (h is then the projection's bias, zero at
+    initialisation) would take a step of that size. The cosine stays exact (scale-invariant) for every other
+    row, which matters here: the gate reads embeddings that start at a scale of 1e-4."""
+    squared = tf.reduce_sum(tf.square(h), axis=-1, keepdims=True)
+    usable = squared >= min_squared_norm
+    safe = tf.where(usable, squared, tf.ones_like(squared))  # no inf/NaN in the unused branch's gradient
+    return tf.where(usable, h * tf.math.rsqrt(safe), tf.zeros_like(h))
 
 
 def top_k_softmax(logits, mask, floor=GATE_FLOOR):
@@ -81,9 +84,10 @@ class NoisyCosineGate(tf.keras.layers.Layer):
         g_j = cos(h, e_j) / τ                           e_j learnable choice embeddings, τ = softplus(ρ) + 1e-3
         G = softmax(g masked to its top k)              exactly k non-zeros per row
 
-    Two numerical guards (``soft_l2_normalize``, ``top_k_softmax``): h is normalised by sqrt(‖h‖² + 0.05²), so a
-    row whose hidden activations are all zero gets a bounded gradient (not 1e6) and logits near 0; and every
-    selected gate is floored at ≈1e-6, so a small τ never underflows a selected gate to zero.
+    Two numerical guards (``safe_l2_normalize``, ``top_k_softmax``): a row with h = 0 (its hidden activations all
+    zero while the projection's bias is still zero) gets zero logits and no gradient instead of a 1e6 one (its
+    top-k then falls to the first k choices, by index); and every selected gate is floored at ≈1e-6, so a small
+    τ never underflows a selected gate to zero.
 
     Returns ``(G, g)``, both ``[B, num_choices]``. ``k`` lives in a non-trainable variable so that
     ``TopKAnnealing`` can lower it during training; the value it holds is also what inference uses. τ is kept
@@ -137,7 +141,7 @@ class NoisyCosineGate(tf.keras.layers.Layer):
         x = tf.stop_gradient(tf.reshape(x0, [-1, x0.shape[1] * x0.shape[2]]))
         if training and self.jitter > 0:
             x = x * tf.random.uniform(tf.shape(x), 1.0 - self.jitter, 1.0 + self.jitter, dtype=x.dtype)
-        h = soft_l2_normalize(self.project(self.hidden(x)))
+        h = safe_l2_normalize(self.project(self.hidden(x)))
         e = tf.math.l2_normalize(tf.cast(self.choice_embeddings, h.dtype), axis=-1)
         logits = tf.matmul(h, e, transpose_b=True) / tf.cast(self.temperature(), h.dtype)
         return top_k_softmax(logits, top_k_mask(logits, self.k)), logits

@@ -47,7 +47,8 @@ def fixed_architecture(kind: str, num_levels: int = 3) -> dict:
       so the crosses are levels 0..⌊n/2⌋ chained and the MLPs the levels after, chained, then the output;
     * ``"parallel"`` (DCN-V2 parallel): a cross chain cross_0 → … → cross_n beside an MLP chain x0 → mlp_1 →
       … → mlp_n, concatenated into the output;
-    * an operation name: every candidate connection kept, that operation at every node.
+    * an operation name: every candidate connection kept, that operation at every node (``product`` and
+      ``attention`` with scaled inputs, ``FusionOperation(scaled=True)``, without which they do not train).
     """
     choice("fixed_architecture", "kind", kind, FIXED_KINDS)
     n = positive_int("fixed_architecture", "num_levels", num_levels)
@@ -56,7 +57,8 @@ def fixed_architecture(kind: str, num_levels: int = 3) -> dict:
         nodes = {name: {"inputs": names[:num_sources(j)]} for j, name in enumerate(names) if j >= 1}
         for name in names[2:]:
             nodes[name]["operation"] = kind
-        return {"num_levels": n, "mode": "hard", "nodes": nodes, "pruned": []}
+        return {"num_levels": n, "mode": "hard", "nodes": nodes, "pruned": [],
+                "scaled": kind in ("product", "attention")}
     if kind == "stacked":
         last_cross = n // 2
         chain = [f"cross_{i}" for i in range(last_cross + 1)] + [f"mlp_{i}" for i in range(last_cross + 1, n + 1)]

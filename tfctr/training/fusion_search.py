@@ -34,6 +34,10 @@ from tfctr.training.train import (
 from tfctr.utils import set_seed
 
 
+# search_fusion's selection → (the supernet's selection while searching, derive's mode)
+SELECTIONS = {"soft": ("soft", "soft"), "hard": ("soft", "hard"), "one_hot": ("one_hot", "hard")}
+
+
 class FusionSearch(StepModel):
     """Trains a supernet model (layer ``"fusion"`` a ``FusionSupernet``) and its architecture jointly.
 
@@ -112,8 +116,10 @@ def search_fusion(
     """Search (``out/search``), derive (``out/architecture.json``) and retrain (the run directory ``out``).
 
     Args:
-        num_levels, selection: the search space (n (cross, MLP) levels) and ``"soft"`` or ``"hard"`` operation
-            selection; the derived model keeps the same selection.
+        num_levels: n, the (cross, MLP) levels of the search space.
+        selection: how operations are chosen (``SELECTIONS``): ``"soft"`` searches the softmax(β) mixture and
+            keeps it; ``"hard"`` (the authors' Hard) searches the same soft mixture and keeps each node's argmax
+            operation; ``"one_hot"`` searches with a straight-through one-hot of β (our variant) and keeps it.
         algorithm: ``"one_shot"`` (connections and operations together) or ``"sequential"`` (connections, then
             operations; ``epochs`` each).
         retrain_init: ``"supernet"`` (start from the search weights, the authors' default) or ``"scratch"``.
@@ -124,6 +130,7 @@ def search_fusion(
     Returns the retrained run (``tfctr export --run OUT`` exports it: a plain model without α or β); its
     ``metrics.json`` also records the search and retrain seconds.
     """
+    supernet_selection, derive_mode = SELECTIONS[choice("search_fusion", "selection", selection, SELECTIONS)]
     choice("search_fusion", "algorithm", algorithm, {"one_shot", "sequential"})
     choice("search_fusion", "retrain_init", retrain_init, {"supernet", "scratch"})
     set_seed(seed)
@@ -134,7 +141,7 @@ def search_fusion(
     valid_data = parquet_dataset(valid, spec, max(batch_size, 4096))
     rows = count_rows(train)
     network = build("optfusion_search", spec, embedding_dim=embedding_dim, num_levels=num_levels,
-                    selection=selection)
+                    selection=supernet_selection)
     common = dict(train_data=train_data, valid_data=valid_data, epochs=epochs, patience=patience, rows=rows,
                   learning_rate=learning_rate, arch_learning_rate=arch_learning_rate, verbose=verbose)
     start = time.perf_counter()
@@ -147,7 +154,7 @@ def search_fusion(
                     _search(network, stage_dir=out / "search_operations", train_alpha=False, **common)]
     search_seconds = time.perf_counter() - start
 
-    architecture = derive(network.get_layer("fusion"))
+    architecture = derive(network.get_layer("fusion"), derive_mode)
     (out / "architecture.json").write_text(json.dumps(architecture, indent=1))
     supernet = network.get_layer("fusion")
     (out / "search_weights.json").write_text(json.dumps(
@@ -165,7 +172,8 @@ def search_fusion(
     metrics = dict(split_metrics(derived, spec, valid, test, oracle_column), training=training,
                    search={"seconds": search_seconds, "stages": searched, "retrain_seconds": retrain_seconds})
     config = {"model": "optfusion", "hyper_parameters": {"architecture": architecture, "embedding_dim": embedding_dim},
-              "search": dict(num_levels=num_levels, selection=selection, algorithm=algorithm,
+              "search": dict(num_levels=num_levels, selection=selection, supernet_selection=supernet_selection,
+                             derive_mode=derive_mode, algorithm=algorithm,
                              retrain_init=retrain_init, epochs=epochs, retrain_epochs=retrain_epochs,
                              learning_rate=learning_rate, arch_learning_rate=arch_learning_rate,
                              retrain_learning_rate=retrain_learning_rate, seed=seed, patience=patience),
