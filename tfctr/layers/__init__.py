@@ -7,7 +7,7 @@ from tfctr.layers.cin import CompressedInteraction
 from tfctr.layers.cross import CrossNetwork, MixtureCross, VectorCross
 from tfctr.layers.dagfm import DAGFM
 from tfctr.layers.dense_block import DenseBlock
-from tfctr.layers.embedding import FieldEmbedding
+from tfctr.layers.embedding import FieldEmbedding, SelectField
 from tfctr.layers.experts import ConvExpert, CrossExpert, GatedDenseExpert, PINExpert, SelfAttentionExpert
 from tfctr.layers.fusion import FusionGraph, FusionOperation, FusionSupernet
 from tfctr.layers.interaction import BilinearInteraction, FMInteraction, InnerProduct, SENet
@@ -21,6 +21,6 @@ __all__ = [
     "APGDense", "AdaEnsembleNetwork", "BilinearInteraction", "CompressedInteraction", "ConvExpert", "CrossExpert",
     "CrossNetwork", "DAGFM", "DenseBlock", "FMInteraction", "FieldEmbedding", "FieldSelfAttention", "FusionGraph",
     "FusionOperation", "FusionSupernet", "GatedDenseExpert", "InnerProduct", "InstanceNormalization", "LinearLogit",
-    "MLP", "MixtureCross", "NoisyCosineGate", "PINExpert", "PolynomialInteraction", "SENet", "SelfAttentionExpert",
-    "SlotDense", "SparseMoE", "SubspaceSplit", "TopKAnnealing", "VectorCross",
+    "MLP", "MixtureCross", "NoisyCosineGate", "PINExpert", "PolynomialInteraction", "SENet", "SelectField",
+    "SelfAttentionExpert", "SlotDense", "SparseMoE", "SubspaceSplit", "TopKAnnealing", "VectorCross",
 ]

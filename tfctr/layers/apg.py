@@ -23,6 +23,8 @@ hidden layers. The bias is a static learned vector by default, or generated per 
 Input ``x`` ``[B, d_in]`` (+ conditions ``[B, d_z]``), output ``[B, units]``.
 """
 
+import warnings
+
 import tensorflow as tf
 
 from tfctr.layers._validation import choice, fresh, positive_int
@@ -68,17 +70,28 @@ class APGDense(tf.keras.layers.Layer):
     """
 
     def __init__(self, units, rank=4, version="v5", overparam_dim=64, activation=None, generator_units=(),
-                 generate_bias=False, aggregation="input_concat", kernel_initializer="glorot_normal", **kwargs):
+                 generate_bias=False, aggregation="input_concat", kernel_initializer="glorot_normal",
+                 kernel_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         self.units = positive_int("APGDense", "units", units)
         self.rank = positive_int("APGDense", "rank", rank)
         self.version = choice("APGDense", "version", version, _VERSIONS)
         self.overparam_dim = positive_int("APGDense", "overparam_dim", overparam_dim)
+        if self.version == "v5" and self.overparam_dim < self.rank:
+            warnings.warn(f"APGDense '{self.name}': overparam_dim P={self.overparam_dim} is below rank K={self.rank}, "
+                          f"so A = A_l A_r and Bm = B_l B_r have rank at most P: the over-parameterisation then "
+                          f"restricts the layer instead of easing its training (use P ≥ K, typically P ≫ K)",
+                          stacklevel=2)
         self.activation = tf.keras.activations.get(activation)
         self.generator_units = [positive_int("APGDense", "generator_units", u) for u in generator_units]
         self.generate_bias = bool(generate_bias)
         self.aggregation = choice("APGDense", "aggregation", aggregation, _AGGREGATIONS)
         self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
+        self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
+
+    def _matrix(self, name, shape):
+        return self.add_weight(name=name, shape=shape, initializer=fresh(self.kernel_initializer),
+                               regularizer=self.kernel_regularizer)
 
     # --------------------------------------------------------------------------------------------- shapes
     @staticmethod
@@ -112,13 +125,10 @@ class APGDense(tf.keras.layers.Layer):
                              f"got {widths}")
         k, p, d_out = self.rank, self.overparam_dim, self.units
         if self.version == "v4":
-            self.a = self.add_weight(name="a", shape=(d_in, k), initializer=fresh(self.kernel_initializer))
-            self.b = self.add_weight(name="b", shape=(k, d_out), initializer=fresh(self.kernel_initializer))
+            self.a, self.b = self._matrix("a", (d_in, k)), self._matrix("b", (k, d_out))
         elif self.version == "v5":
-            self.a_l = self.add_weight(name="a_l", shape=(d_in, p), initializer=fresh(self.kernel_initializer))
-            self.a_r = self.add_weight(name="a_r", shape=(p, k), initializer=fresh(self.kernel_initializer))
-            self.b_l = self.add_weight(name="b_l", shape=(k, p), initializer=fresh(self.kernel_initializer))
-            self.b_r = self.add_weight(name="b_r", shape=(p, d_out), initializer=fresh(self.kernel_initializer))
+            self.a_l, self.a_r = self._matrix("a_l", (d_in, p)), self._matrix("a_r", (p, k))
+            self.b_l, self.b_r = self._matrix("b_l", (k, p)), self._matrix("b_r", (p, d_out))
         if not self.generate_bias:
             self.bias = self.add_weight(name="bias", shape=(d_out,), initializer="zeros")
         if len(widths) == 1 or self.aggregation.startswith("output"):
@@ -138,9 +148,10 @@ class APGDense(tf.keras.layers.Layer):
     def _generator(self, d_in, width, name):
         """The generator MLP, built now (so that every weight exists before a saved model restores it)."""
         layers = [tf.keras.layers.Dense(u, activation="relu", kernel_initializer=fresh(self.kernel_initializer),
-                                        name=f"{name}_hidden_{i}") for i, u in enumerate(self.generator_units)]
-        layers.append(tf.keras.layers.Dense(self._generated_size(d_in),
-                                            kernel_initializer=fresh(self.kernel_initializer), name=f"{name}_out"))
+                                        kernel_regularizer=self.kernel_regularizer, name=f"{name}_hidden_{i}")
+                  for i, u in enumerate(self.generator_units)]
+        layers.append(tf.keras.layers.Dense(self._generated_size(d_in), kernel_initializer=fresh(self.kernel_initializer),
+                                            kernel_regularizer=self.kernel_regularizer, name=f"{name}_out"))
         for layer in layers:
             layer.build((None, width))
             width = layer.units
@@ -242,5 +253,6 @@ class APGDense(tf.keras.layers.Layer):
             activation=tf.keras.activations.serialize(self.activation), generator_units=self.generator_units,
             generate_bias=self.generate_bias, aggregation=self.aggregation,
             kernel_initializer=tf.keras.initializers.serialize(self.kernel_initializer),
+            kernel_regularizer=tf.keras.regularizers.serialize(self.kernel_regularizer),
         )
         return config

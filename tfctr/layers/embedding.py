@@ -158,3 +158,30 @@ class FieldEmbedding(tf.keras.layers.Layer):
             rows_l2=self.rows_l2,
         )
         return config
+
+
+@tf.keras.utils.register_keras_serializable(package="tfctr")
+class SelectField(tf.keras.layers.Layer):
+    """One field's embedding out of the field embeddings: ``[B, F, D]`` → ``[B, D]`` (field ``index``). A model
+    uses it to condition a layer on one feature, e.g. APG's group-wise weights generated from the user id's
+    embedding."""
+
+    def __init__(self, index, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(index, int) or index < 0:
+            raise ValueError(f"SelectField: index must be a field position ≥ 0, got {index!r}")
+        self.index = index
+
+    def build(self, input_shape):
+        if len(input_shape) != 3 or not self.index < int(input_shape[1]):
+            raise ValueError(f"SelectField: field {self.index} of field embeddings [B, F, D]; got {input_shape}")
+        super().build(input_shape)
+
+    def call(self, fields):
+        return fields[:, self.index, :]
+
+    def compute_output_shape(self, input_shape):
+        return tf.TensorShape([input_shape[0], input_shape[2]])
+
+    def get_config(self):
+        return {**super().get_config(), "index": self.index}

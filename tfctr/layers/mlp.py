@@ -25,8 +25,9 @@ class MLP(tf.keras.layers.Layer):
         kernel_regularizer: optional regulariser of every kernel (plain dense layers).
         apg: ``None`` (plain dense layers, default) or a dict of ``APGDense`` arguments (``rank``, ``version``,
             ``overparam_dim``, ``generator_units``, ``generate_bias``, ``aggregation``): every hidden layer becomes
-            adaptive (APG). Self-wise by default; call ``mlp((x, condition))`` or ``mlp((x, [z_1, ..., z_k]))``
-            for group-/mix-wise conditions shared by all layers.
+            adaptive (APG), with the MLP's ``kernel_regularizer``. ``rank`` may be a list, one K per layer.
+            Self-wise by default; call ``mlp((x, condition))`` or ``mlp((x, [z_1, ..., z_k]))`` for
+            group-/mix-wise conditions shared by all layers.
 
     Example:
         >>> MLP([8, 4])(tf.ones([2, 3])).shape
@@ -54,7 +55,13 @@ class MLP(tf.keras.layers.Layer):
                                                        kernel_regularizer=self.kernel_regularizer, name=f"dense_{i}")
                                  for i, u in enumerate(self.units)]
         else:
-            self.dense_layers = [APGDense(u, name=f"apg_{i}", **self.apg) for i, u in enumerate(self.units)]
+            ranks = self.apg.get("rank", 4)
+            ranks = list(ranks) if isinstance(ranks, (list, tuple)) else [ranks] * len(self.units)
+            if len(ranks) != len(self.units):
+                raise ValueError(f"MLP: apg rank lists {len(ranks)} ranks for {len(self.units)} layers {self.units}")
+            self.dense_layers = [APGDense(u, name=f"apg_{i}", **{**self.apg, "rank": k},
+                                          kernel_regularizer=self.kernel_regularizer)
+                                 for i, (u, k) in enumerate(zip(self.units, ranks))]
         self.norm_layers = [tf.keras.layers.BatchNormalization(momentum=self.batch_norm_momentum,
                                                                epsilon=self.batch_norm_epsilon, name=f"batch_norm_{i}")
                             for i in range(len(self.units))] if self.batch_norm else []

@@ -26,10 +26,11 @@ def lr(spec, l2=0.0):
 def wdl(spec, embedding_dim=16, hidden_units=(256, 128), dropout=DROPOUT, batch_norm=BATCH_NORM,
         l2_embedding=L2_EMBEDDING, apg=None):
     """Wide & Deep (Cheng et al. 2016): ``logit = linear(x) + MLP([flatten(E), dense]) w``. ``apg`` (a dict of
-    ``APGDense`` arguments) makes the MLP's hidden layers adaptive (self-wise)."""
+    ``APGDense`` arguments, optionally with a ``"condition"`` feature; see ``recipe.deep_tower``) makes the MLP's
+    hidden layers adaptive."""
     inputs = model_inputs(spec)
     fields, dense = embed_fields(spec, inputs, embedding_dim, l2_embedding)
-    deep = deep_tower(hidden_units, dropout, batch_norm, apg)(flat_input(fields, dense))
+    deep = deep_tower(flat_input(fields, dense), hidden_units, dropout, batch_norm, apg, spec, fields)
     return head(inputs, [linear_logit(spec, inputs, dense), _logit_dense("deep_logit")(deep)], "wdl")
 
 
@@ -40,7 +41,7 @@ def deepfm(spec, embedding_dim=16, hidden_units=(256, 128), dropout=DROPOUT, bat
     ``apg`` makes the MLP adaptive."""
     inputs = model_inputs(spec)
     fields, dense = embed_fields(spec, inputs, embedding_dim, l2_embedding)
-    deep = deep_tower(hidden_units, dropout, batch_norm, apg)(flat_input(fields, dense))
+    deep = deep_tower(flat_input(fields, dense), hidden_units, dropout, batch_norm, apg, spec, fields)
     terms = [linear_logit(spec, inputs, dense), FMInteraction(name="fm")(fields), _logit_dense("deep_logit")(deep)]
     return head(inputs, terms, "deepfm")
 
@@ -54,22 +55,22 @@ def _cross_model(spec, name, kind, embedding_dim, num_cross_layers, projection_d
     cross = CrossNetwork(num_cross_layers, kind=kind, projection_dim=projection_dim, num_experts=num_experts,
                          name="cross")(x0)
     if structure == "stacked":
-        top = deep_tower(hidden_units, dropout, batch_norm, apg)(cross) \
-            if hidden_units else cross
+        top = deep_tower(cross, hidden_units, dropout, batch_norm, apg, spec, fields) if hidden_units else cross
     else:
         parts = [cross]
         if hidden_units:
-            parts.append(deep_tower(hidden_units, dropout, batch_norm, apg)(x0))
+            parts.append(deep_tower(x0, hidden_units, dropout, batch_norm, apg, spec, fields))
         top = tf.keras.layers.Concatenate(name="cross_and_deep")(parts) if len(parts) > 1 else cross
     return head(inputs, [_logit_dense("dense_logit")(top)], name)
 
 
 @register("dcn")
 def dcn(spec, embedding_dim=16, num_cross_layers=3, hidden_units=(256, 128), dropout=DROPOUT, batch_norm=BATCH_NORM,
-        l2_embedding=L2_EMBEDDING):
-    """Deep & Cross Network (Wang et al. 2017): vector cross network and MLP side by side on x0, then a logit."""
+        l2_embedding=L2_EMBEDDING, apg=None):
+    """Deep & Cross Network (Wang et al. 2017): vector cross network and MLP side by side on x0, then a logit;
+    ``apg`` makes the MLP adaptive."""
     return _cross_model(spec, "dcn", "vector", embedding_dim, num_cross_layers, None, hidden_units, "parallel",
-                        dropout, batch_norm, l2_embedding)
+                        dropout, batch_norm, l2_embedding, apg=apg)
 
 
 @register("dcnv2")

@@ -10,7 +10,7 @@ every model at once:
 * ``EMBEDDING_STDDEV``: embeddings start as N(0, σ²) with this σ.
 """
 
-from tfctr.layers import MLP
+from tfctr.layers import MLP, SelectField
 
 DROPOUT = 0.0
 BATCH_NORM = False
@@ -31,6 +31,31 @@ def batch_norm_args(batch_norm) -> dict:
     return {"batch_norm": batch_norm}
 
 
-def deep_tower(hidden_units, dropout=DROPOUT, batch_norm=BATCH_NORM, apg=None, name="mlp") -> MLP:
-    """The MLP of a model: ``hidden_units`` layers with the recipe's dropout and batch normalisation."""
-    return MLP(hidden_units, dropout=dropout, apg=apg, name=name, **batch_norm_args(batch_norm))
+def deep_tower(x, hidden_units, dropout=DROPOUT, batch_norm=BATCH_NORM, apg=None, spec=None, fields=None,
+               name="mlp"):
+    """The output of a model's MLP on ``x``: ``hidden_units`` layers with the recipe's dropout and batch
+    normalisation.
+
+    ``apg`` (None: plain layers) is a dict of ``APGDense`` arguments that makes every hidden layer adaptive, plus
+    an optional ``"condition"``: the name of an embedded feature (group-wise: the weights are generated from that
+    field's embedding, e.g. the user id, the paper's main setting) or a list of names (mix-wise, aggregated by
+    ``"aggregation"``); without it the condition is the layer's input (self-wise). ``spec`` and the model's
+    field embeddings ``fields`` ``[B, F, D]`` resolve the names."""
+    apg = None if apg is None else dict(apg)
+    condition = None if apg is None else apg.pop("condition", None)
+    mlp = MLP(hidden_units, dropout=dropout, apg=apg, name=name, **batch_norm_args(batch_norm))
+    if condition is None:
+        return mlp(x)
+    return mlp((x, condition_embeddings(condition, spec, fields)))
+
+
+def condition_embeddings(condition, spec, fields):
+    """The embeddings ``[B, D]`` of the named embedded feature(s): one tensor for a name, a list for a list."""
+    names = [condition] if isinstance(condition, str) else list(condition)
+    embedded = [f.name for f in spec.embedded] if spec is not None else []
+    unknown = [n for n in names if n not in embedded]
+    if not names or unknown:
+        raise ValueError(f"apg condition {condition!r}: expected the name(s) of embedded features of this model, "
+                         f"one of {embedded}")
+    chosen = [SelectField(embedded.index(n), name=f"condition_field_{embedded.index(n)}")(fields) for n in names]
+    return chosen[0] if isinstance(condition, str) else chosen

@@ -10,14 +10,14 @@ from tfctr.models.registry import register
 
 @register("dagfm")
 def dagfm(spec, embedding_dim=16, interaction_type="inner", num_layers=3, connect=True, hidden_units=(),
-          dropout=DROPOUT, batch_norm=BATCH_NORM, linear=False, l2_embedding=L2_EMBEDDING):
+          dropout=DROPOUT, batch_norm=BATCH_NORM, linear=False, l2_embedding=L2_EMBEDDING, apg=None):
     """DAGFM (Tian et al. 2023), the KD-DAGFM student.
 
     Without ``hidden_units``: ``logit = w · [s_0, …, s_L] + b`` over the per-layer, per-node readouts of
     ``DAGFM`` (every interaction up to order L + 1 with its own weight). With ``hidden_units`` (KD-DAGFM+, for
     teachers with a deep part): ``logit = MLP([flatten(H_0 + Σ_t H_t), dense]) w``, the MLP stacked on the summed
     states. Numeric features (the dense block) enter through a linear logit term in the plain form; ``linear``
-    adds the first-order term over every feature.
+    adds the first-order term over every feature. ``apg`` makes the MLP adaptive (``recipe.deep_tower``).
     """
     inputs = model_inputs(spec)
     fields, dense = embed_fields(spec, inputs, embedding_dim, l2_embedding)
@@ -27,7 +27,7 @@ def dagfm(spec, embedding_dim=16, interaction_type="inner", num_layers=3, connec
     if hidden_units:
         flat = tf.keras.layers.Flatten(name="flatten_states")(graph)
         x = flat if dense is None else tf.keras.layers.Concatenate(name="states_and_dense")([flat, dense])
-        hidden = deep_tower(hidden_units, dropout, batch_norm)(x)
+        hidden = deep_tower(x, hidden_units, dropout, batch_norm, apg, spec, fields)
         terms.append(tf.keras.layers.Dense(1, name="deep_logit")(hidden))
     else:
         terms.append(tf.keras.layers.Dense(1, name="dagfm_logit")(graph))
