@@ -117,7 +117,8 @@ def test_cli_trains_adaensemble_bilevel_with_annealing(small_data, small_spec, t
     small_spec.save(tmp_path / "spec.json")
     main(["train", "--model", "adaensemble", "--train", small_data["train"], "--valid", small_data["valid"],
           "--spec", str(tmp_path / "spec.json"), "--out", str(tmp_path / "run"), "--epochs", "1",
-          "--batch-size", "256", "--learning-rate", "3e-3", "--routing", "bilevel", "--router-every", "2", "--anneal-steps", "3",
+          "--batch-size", "256", "--learning-rate", "3e-3", "--routing", "bilevel", "--router-every", "2",
+          "--anneal-steps", "3",
           "--verbose", "0", "--hp"] + [f"{k}={json.dumps(v)}" for k, v in SMALL_ENSEMBLE.items()])
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["training"]["routing"] == "bilevel" and config["training"]["anneal_steps"] == 3

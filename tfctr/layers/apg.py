@@ -150,7 +150,8 @@ class APGDense(tf.keras.layers.Layer):
         layers = [tf.keras.layers.Dense(u, activation="relu", kernel_initializer=fresh(self.kernel_initializer),
                                         kernel_regularizer=self.kernel_regularizer, name=f"{name}_hidden_{i}")
                   for i, u in enumerate(self.generator_units)]
-        layers.append(tf.keras.layers.Dense(self._generated_size(d_in), kernel_initializer=fresh(self.kernel_initializer),
+        layers.append(tf.keras.layers.Dense(self._generated_size(d_in),
+                                            kernel_initializer=fresh(self.kernel_initializer),
                                             kernel_regularizer=self.kernel_regularizer, name=f"{name}_out"))
         for layer in layers:
             layer.build((None, width))

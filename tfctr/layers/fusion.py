@@ -259,7 +259,8 @@ class FusionSupernet(tf.keras.layers.Layer):
     Every node j other than x0 fuses its candidate sources i with connection masks ``m_ji = 1[α_ji > 0]``
     (straight-through: the gradient reaches α as if m were α) by ``FusionOperation`` with operation weights
     ``softmax(β_j)`` (``selection="soft"``, the authors' search for both their Soft and Hard variants) or its
-    one-hot argmax with the softmax's gradient (``selection="one_hot"``, our straight-through variant), then applies its component: a DCN cross layer ``x0 · (u·w) + b + u`` (x0 always the
+    one-hot argmax with the softmax's gradient (``selection="one_hot"``, our straight-through variant), then
+    applies its component: a DCN cross layer ``x0 · (u·w) + b + u`` (x0 always the
     raw embedding), an MLP layer ``ReLU(u W + c)`` of width w, or for the output ``u w_o + b_o``. ``cross_0`` has
     the single input x0 (masked, no fusion operation). α (``[nodes, nodes]``, [destination, source], all 0.5)
     and β (``[2n + 1, 4]``, Xavier-normal) are the architecture weights, named ``alpha`` and ``beta``.

@@ -33,7 +33,6 @@ from tfctr.training.train import (
 )
 from tfctr.utils import set_seed
 
-
 # search_fusion's selection → (the supernet's selection while searching, derive's mode)
 SELECTIONS = {"soft": ("soft", "soft"), "hard": ("soft", "hard"), "one_hot": ("one_hot", "hard")}
 

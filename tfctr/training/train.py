@@ -28,9 +28,9 @@ import tfctr
 from tfctr.data.parquet import parquet_dataset, read_columns, read_schema, shard_rows
 from tfctr.data.synthetic import TRUE_CTR_COLUMN
 from tfctr.features import FeatureSpec
+from tfctr.layers.moe import annealing_for
 from tfctr.metrics import evaluate
 from tfctr.models import build, hyper_parameters, training_defaults
-from tfctr.layers.moe import annealing_for
 from tfctr.training import distribute
 from tfctr.training.bilevel import BilevelTraining, routing_trainer
 from tfctr.training.callbacks import TrainingThroughput
