@@ -1,5 +1,10 @@
 """tfctr: click-through-rate prediction models, layers, training, export and serving on TensorFlow.
 
+``import tfctr`` is all a user needs: the subpackages ``tfctr.layers``, ``tfctr.models``, ``tfctr.data``,
+``tfctr.training``, ``tfctr.export``, ``tfctr.serving`` (and the modules ``metrics``, ``plots``) load on first
+use, and every tfctr layer is registered with Keras at import, so ``tf.keras.models.load_model`` reads a saved
+tfctr model after a bare ``import tfctr``.
+
 Importing tfctr pins the Keras 2 API (``tf-keras``) as ``tf.keras`` by setting ``TF_USE_LEGACY_KERAS=1``
 before TensorFlow is first imported. TensorFlow reads that variable once, so if it was already imported
 with Keras 3 behind ``tf.keras`` tfctr refuses to load rather than fail later in obscure ways.
@@ -28,6 +33,7 @@ def _check_keras_2():
 
 _check_keras_2()
 
+import tfctr.layers  # noqa: E402,F401  (registers every layer for tf.keras.models.load_model)
 from tfctr.features import (  # noqa: E402
     CategoricalFeature,
     FeatureSpec,
@@ -37,6 +43,21 @@ from tfctr.features import (  # noqa: E402
 from tfctr.utils import set_seed  # noqa: E402
 
 __version__ = "0.1.0"
+
+_LAZY_SUBMODULES = ("data", "export", "metrics", "models", "plots", "serving", "training")
+
+
+def __getattr__(name):
+    """Imports a subpackage on first access (``tfctr.models.build(...)`` after ``import tfctr``)."""
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"tfctr.{name}")
+    raise AttributeError(f"module 'tfctr' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY_SUBMODULES))
 
 __all__ = [
     "CategoricalFeature",
