@@ -27,18 +27,31 @@ class LoadedVersion:
     signature_defs: dict = field(default_factory=dict)
 
 
+INT64_MAX = 2 ** 63 - 1
+
+
 def integer_versions(model_dir: Path) -> list[int]:
+    """The version directories of a model (integer names, as TF Serving's, within int64; others are skipped
+    and logged: a version of 2^63 would break every answer that reports it)."""
     if not model_dir.is_dir():
         return []
-    return sorted(int(p.name) for p in model_dir.iterdir() if p.is_dir() and re.fullmatch(r"\d+", p.name)
-                  and (p / "saved_model.pb").exists())
+    versions = []
+    for p in model_dir.iterdir():
+        if p.is_dir() and re.fullmatch(r"\d+", p.name) and (p / "saved_model.pb").exists():
+            if int(p.name) > INT64_MAX:
+                tf.get_logger().warning(f"ignoring version directory {p}: the version is beyond int64")
+                continue
+            versions.append(int(p.name))
+    return sorted(versions)
 
 
 def load_version(model_dir: Path, version: int) -> LoadedVersion:
     path = model_dir / str(version)
     loaded = tf.saved_model.load(str(path))
     meta_graph = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes()).meta_graphs[0]
-    return LoadedVersion(version, path, loaded, dict(loaded.signatures), dict(meta_graph.signature_def))
+    # internal signatures (``__saved_model_init_op``) are not served: a request naming one gets NOT_FOUND
+    public = {k: v for k, v in meta_graph.signature_def.items() if not k.startswith("__")}
+    return LoadedVersion(version, path, loaded, dict(loaded.signatures), public)
 
 
 class ModelRepository:

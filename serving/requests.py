@@ -8,6 +8,18 @@ import tensorflow as tf
 
 from tfctr.serving.repository import LoadedVersion, ModelRepository
 
+# echoed request strings (model, signature, input names) are cut to this many characters: a client's metadata
+# limit must hold the whole error message
+ECHO_LIMIT = 100
+# rows one request may carry unless the server is told otherwise
+DEFAULT_MAX_ROWS = 65_536
+
+
+def shown(text) -> str:
+    """A request-supplied string quoted for an error message, cut to ``ECHO_LIMIT`` characters."""
+    text = str(text)
+    return repr(text if len(text) <= ECHO_LIMIT else text[:ECHO_LIMIT] + f"… ({len(text)} characters)")
+
 
 class RequestError(Exception):
     """A request the server refuses, with the gRPC status code to answer (REST maps it to an HTTP status)."""
@@ -17,34 +29,58 @@ class RequestError(Exception):
         self.code = code
 
 
+def graph_error(message: str) -> str:
+    """The informative part of a TensorFlow op error (e.g. which tf.Example key has which wrong type)."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(("Graph execution error", "Detected at node", "[[", "<"))]
+    text = useful[0] if useful else (lines[0] if lines else "invalid argument")
+    return text.split("}} ", 1)[-1]  # drop the "{{function_node ...}}" prefix
+
+
 def resolve(repository: ModelRepository, model: str, version: int | None, signature: str,
             default_signature: str) -> tuple[LoadedVersion, str]:
     """The loaded version and signature name a request addresses, or NOT_FOUND naming what is served."""
     try:
         loaded = repository.get(model, version)
-    except KeyError as err:
-        raise RequestError(grpc.StatusCode.NOT_FOUND, str(err.args[0])) from None
+    except KeyError:
+        served = repository.names
+        if model not in served:
+            raise RequestError(grpc.StatusCode.NOT_FOUND,
+                               f"model {shown(model)} is not served here; served models are {served}") from None
+        raise RequestError(grpc.StatusCode.NOT_FOUND, f"version {version} of model {shown(model)} is not loaded; "
+                           f"the served version is {repository.get(model).version}") from None
     name = signature or default_signature
     if name not in loaded.signature_defs:
-        raise RequestError(grpc.StatusCode.NOT_FOUND,
-                           f"signature '{name}' not found in model '{model}'; it has {sorted(loaded.signature_defs)}")
+        raise RequestError(grpc.StatusCode.NOT_FOUND, f"signature {shown(name)} not found in model {shown(model)}; "
+                           f"it has {sorted(loaded.signature_defs)}")
     return loaded, name
+
+
+def check_method(loaded: LoadedVersion, signature: str, method: str) -> None:
+    """Classify and Regress need a signature of their kind (TF Serving's check): INVALID_ARGUMENT otherwise."""
+    actual = loaded.signature_defs[signature].method_name
+    if actual != f"tensorflow/serving/{method}":
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"signature {shown(signature)} is a {actual or 'signature without method'}; "
+                           f"{method} needs one with method_name tensorflow/serving/{method}")
 
 
 def input_dtypes(loaded: LoadedVersion, signature: str) -> dict[str, tf.DType]:
     return {k: tf.dtypes.as_dtype(v.dtype) for k, v in loaded.signature_defs[signature].inputs.items()}
 
 
-def check_inputs(loaded: LoadedVersion, signature: str, arrays: dict) -> int:
-    """Checks input names and shapes against the signature; returns the batch size."""
+def check_inputs(loaded: LoadedVersion, signature: str, arrays: dict, max_rows: int = DEFAULT_MAX_ROWS) -> int:
+    """Checks input names, shapes and the row limit against the signature; returns the batch size."""
     expected = set(loaded.signature_defs[signature].inputs)
     given = set(arrays)
     if expected - given:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"missing inputs {sorted(expected - given)} for signature '{signature}'")
+                           f"missing inputs {sorted(expected - given)} for signature {shown(signature)}")
     if given - expected:
+        unknown = sorted(given - expected)
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"unknown inputs {sorted(given - expected)}; signature '{signature}' takes "
+                           f"unknown inputs [{', '.join(shown(k) for k in unknown[:10])}]"
+                           f"{' and more' if len(unknown) > 10 else ''}; signature {shown(signature)} takes "
                            f"{sorted(expected)}")
     for key, value in arrays.items():
         if value.ndim != 1:
@@ -56,6 +92,9 @@ def check_inputs(loaded: LoadedVersion, signature: str, arrays: dict) -> int:
     if odd:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                            f"inputs {odd} have batch size {sorted({sizes[k] for k in odd})}, the others {common}")
+    if common > max_rows:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"the request has {common} rows; this server takes at most {max_rows} rows per request")
     return common
 
 
@@ -70,14 +109,17 @@ def select_outputs(outputs: dict, output_filter=()) -> dict:
     wanted = list(output_filter) or list(outputs)
     unknown = [o for o in wanted if o not in outputs]
     if unknown:
-        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"output_filter names unknown outputs {unknown}")
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"output_filter names unknown outputs [{', '.join(shown(o) for o in unknown[:10])}]; "
+                           f"the outputs are {sorted(outputs)}")
     return {key: outputs[key] for key in wanted}
 
 
-def run_predict(loaded: LoadedVersion, signature: str, arrays: dict, output_filter=(), batcher=None) -> dict:
+def run_predict(loaded: LoadedVersion, signature: str, arrays: dict, output_filter=(), batcher=None,
+                max_rows: int = DEFAULT_MAX_ROWS) -> dict:
     """Checks the inputs, runs the signature (through ``batcher`` when given, merged with concurrent requests)
     and returns the wanted outputs. ``arrays`` must already have the signature's dtypes."""
-    check_inputs(loaded, signature, arrays)
+    check_inputs(loaded, signature, arrays, max_rows)
     outputs = batcher.call(loaded, signature, arrays) if batcher is not None else \
         call_signature(loaded, signature, arrays)
     return select_outputs(outputs, output_filter)

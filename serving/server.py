@@ -4,7 +4,9 @@ optionally with TF Serving's REST predict API beside it (``tfctr.serving.rest``)
 
 It serves the SavedModels that ``tfctr export`` writes (and real TF Serving loads unchanged): the latest version
 of each configured name, picking up new versions as they appear. Requests are validated against the signature
-(names, dtypes, batch shapes) and answered with INVALID_ARGUMENT or NOT_FOUND naming the problem. It binds
+(names, dtypes, declared shapes against the values carried, a row limit, the signature's method) before any value
+is decoded, and answered with INVALID_ARGUMENT or NOT_FOUND naming the problem; any other failure is INTERNAL
+with its cause, never UNKNOWN. It binds
 127.0.0.1 unless told otherwise and limits gRPC messages to ``MAX_MESSAGE_BYTES`` both ways.
 """
 
@@ -30,7 +32,20 @@ from tensorflow_serving.apis import (
 
 from tfctr.serving.options import GRPC_OPTIONS
 from tfctr.serving.repository import ModelRepository
-from tfctr.serving.requests import RequestError, input_dtypes, resolve, run_predict
+from tfctr.serving.requests import (
+    DEFAULT_MAX_ROWS,
+    RequestError,
+    check_method,
+    graph_error,
+    input_dtypes,
+    resolve,
+    run_predict,
+    shown,
+)
+from tfctr.serving.tensors import decode_input
+
+# the longest error message sent back (gRPC clients refuse metadata beyond a few kB)
+MAX_ERROR_CHARS = 2000
 
 
 def _version_of(model_spec) -> int | None:
@@ -50,44 +65,51 @@ class _Handler:
                                    version={"value": loaded.version})
 
 
-def _graph_error(message: str) -> str:
-    """The informative part of a TensorFlow op error (e.g. which tf.Example key has which wrong type)."""
-    lines = [line.strip() for line in message.splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(("Graph execution error", "Detected at node", "[[", "<"))]
-    text = useful[0] if useful else (lines[0] if lines else "invalid argument")
-    return text.split("}} ", 1)[-1]  # drop the "{{function_node ...}}" prefix
+def _status_of(err: Exception) -> tuple[grpc.StatusCode, str]:
+    """The gRPC status and message that answer an exception raised while handling a request: the request's own
+    faults are INVALID_ARGUMENT or NOT_FOUND; anything else is INTERNAL with its type named (never UNKNOWN)."""
+    if isinstance(err, RequestError):
+        return err.code, str(err)
+    if isinstance(err, tf.errors.InvalidArgumentError):
+        return grpc.StatusCode.INVALID_ARGUMENT, graph_error(err.message)
+    if isinstance(err, UnicodeDecodeError):  # a graph error quoting request bytes that are not UTF-8
+        return grpc.StatusCode.INVALID_ARGUMENT, ("the request holds bytes that are not valid UTF-8 where the model "
+                                                  "reads text (e.g. a serialized tf.Example that does not parse)")
+    if isinstance(err, tf.errors.OpError):
+        return grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {graph_error(err.message)}"
+    tf.get_logger().exception("request failed")
+    return grpc.StatusCode.INTERNAL, f"internal error ({type(err).__name__}): {err}"
 
 
 def _call(handler_fn):
     def method(self, request, context):
         try:
             return handler_fn(self, request)
-        except RequestError as err:
-            context.abort(err.code, str(err))
-        except tf.errors.InvalidArgumentError as err:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, _graph_error(err.message))
+        except Exception as err:  # every failure is answered with a status and a message
+            code, message = _status_of(err)
+            context.abort(code, message[:MAX_ERROR_CHARS])
     return method
 
 
 class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     """TF Serving's PredictionService over a ModelRepository."""
 
-    def __init__(self, repository: ModelRepository, batcher=None):
+    def __init__(self, repository: ModelRepository, batcher=None, max_rows: int = DEFAULT_MAX_ROWS):
         self.handler = _Handler(repository)
         self.batcher = batcher
+        self.max_rows = max_rows
 
     @_call
     def Predict(self, request):
         loaded, name = self.handler.resolve(request.model_spec, "serving_default")
         dtypes = input_dtypes(loaded, name)
-        arrays = {}
-        for key, proto in request.inputs.items():
-            given = tf.dtypes.as_dtype(proto.dtype)
-            if key in dtypes and given != dtypes[key]:
-                raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                                   f"input '{key}' has dtype {given.name}, expected {dtypes[key].name}")
-            arrays[key] = tf.make_ndarray(proto)
-        outputs = run_predict(loaded, name, arrays, request.output_filter, self.batcher)
+        unknown = [key for key in request.inputs if key not in dtypes]
+        if unknown:  # named before any value is decoded
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"unknown inputs [{', '.join(shown(k) for k in sorted(unknown)[:10])}]; signature "
+                               f"{shown(name)} takes {sorted(dtypes)}")
+        arrays = {key: decode_input(key, proto, dtypes[key], self.max_rows) for key, proto in request.inputs.items()}
+        outputs = run_predict(loaded, name, arrays, request.output_filter, self.batcher, self.max_rows)
         response = predict_pb2.PredictResponse(model_spec=self.handler.spec_of(loaded, request.model_spec, name))
         for key, value in outputs.items():
             response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
@@ -109,11 +131,16 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "the request carries no examples")
         if not examples:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "the request carries an empty example list")
+        if len(examples) > self.max_rows:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"the request has {len(examples)} examples; this server takes at most "
+                               f"{self.max_rows} rows per request")
         return tf.constant(examples)
 
     @_call
     def Classify(self, request):
         loaded, name = self.handler.resolve(request.model_spec, "classify")
+        check_method(loaded, name, "classify")
         outputs = loaded.signatures[name](inputs=self._examples(request))
         scores, classes = outputs["scores"].numpy(), outputs["classes"].numpy()
         response = classification_pb2.ClassificationResponse(
@@ -127,6 +154,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     @_call
     def Regress(self, request):
         loaded, name = self.handler.resolve(request.model_spec, "regress")
+        check_method(loaded, name, "regress")
         values = loaded.signatures[name](inputs=self._examples(request))["outputs"].numpy()
         response = regression_pb2.RegressionResponse(model_spec=self.handler.spec_of(loaded, request.model_spec, name))
         for value in np.asarray(values).reshape(-1):
@@ -166,11 +194,12 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
 
 def make_server(repository: ModelRepository, port: int, host: str = "127.0.0.1", workers: int = 32,
-                batcher=None) -> grpc.Server:
-    """A started gRPC server on ``host:port`` serving ``repository`` (Predict through ``batcher`` when given)."""
+                batcher=None, max_rows: int = DEFAULT_MAX_ROWS) -> grpc.Server:
+    """A started gRPC server on ``host:port`` serving ``repository`` (Predict through ``batcher`` when given;
+    at most ``max_rows`` rows per request)."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=GRPC_OPTIONS)
-    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(repository, batcher),
-                                                                        server)
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionService(repository, batcher, max_rows), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(repository), server)
     if server.add_insecure_port(f"{host}:{port}") == 0:
         raise OSError(f"cannot bind {host}:{port}")
@@ -179,17 +208,19 @@ def make_server(repository: ModelRepository, port: int, host: str = "127.0.0.1",
 
 
 def serve(model_base_path, model_names, port: int = 8500, host: str = "127.0.0.1", poll_seconds: float = 1.0,
-          rest_port: int = 0, enable_batching: bool = False, max_batch_size: int = 256, batch_timeout_ms: float = 2.0):
+          rest_port: int = 0, enable_batching: bool = False, max_batch_size: int = 256, batch_timeout_ms: float = 2.0,
+          max_rows: int = DEFAULT_MAX_ROWS):
     """Serves gRPC on ``port`` (and TF Serving's REST API on ``rest_port`` unless 0) until SIGTERM or SIGINT, then
     stops cleanly (requests in flight get 5 seconds to finish). With ``enable_batching`` concurrent Predict
-    requests are merged (``tfctr.serving.batching``)."""
+    requests are merged (``tfctr.serving.batching``). A request of more than ``max_rows`` rows is refused
+    (INVALID_ARGUMENT) before its values are decoded."""
     from tfctr.serving.batching import Batcher
     from tfctr.serving.rest import make_rest_server
 
     repository = ModelRepository(model_base_path, model_names, poll_seconds)
     batcher = Batcher(max_batch_size, batch_timeout_ms) if enable_batching else None
-    server = make_server(repository, port, host, batcher=batcher)
-    rest = make_rest_server(repository, rest_port, host, batcher) if rest_port else None
+    server = make_server(repository, port, host, batcher=batcher, max_rows=max_rows)
+    rest = make_rest_server(repository, rest_port, host, batcher, max_rows) if rest_port else None
     stopped = threading.Event()
 
     def stop(*_):

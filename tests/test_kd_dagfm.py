@@ -125,6 +125,9 @@ def test_distilled_student_matches_its_teacher(kd_runs):
     assert summary["finetuned"]["test"]["logloss"] <= distilled
     assert undistilled >= distilled  # the undistilled student is not better
     assert summary["distilled"]["parameters"] < summary["teacher"]["parameters"]
+    gap = summary["distilled"]["valid_teacher_gap"]  # the student's logits follow the teacher's
+    assert gap["logit_correlation"] > 0.9 and gap["probability_mean_abs"] < 0.05
+    assert summary["finetuned"]["valid_teacher_gap"]["logit_rmse"] > 0
     tuned = json.loads((root / "kd" / "finetuned" / "metrics.json").read_text())["training"]
     assert tuned["kept_distilled"] == (tuned["selection"]["selected_score"] <= tuned["start_val_score"])
     if tuned["kept_distilled"]:  # no fine-tuning epoch beat the distilled student: it is kept as it was

@@ -142,7 +142,7 @@ def _cmd_serve(args):
 
     serve(args.model_base_path, args.model_name, port=args.port, host=args.host, poll_seconds=args.poll_seconds,
           rest_port=args.rest_port, enable_batching=args.enable_batching, max_batch_size=args.max_batch_size,
-          batch_timeout_ms=args.batch_timeout_ms)
+          batch_timeout_ms=args.batch_timeout_ms, max_rows=args.max_rows_per_request)
 
 
 def _cmd_predict(args):
@@ -344,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--enable-batching", action="store_true", help="merge concurrent Predict requests")
     p.add_argument("--max-batch-size", type=int, default=256, help="rows that close a batch at once")
     p.add_argument("--batch-timeout-ms", type=float, default=2.0, help="how long a batch waits for more requests")
+    p.add_argument("--max-rows-per-request", type=int, default=65_536,
+                   help="a request declaring more rows is refused (INVALID_ARGUMENT) before its values are decoded")
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("predict", help="send the rows of a Parquet file to a server (gRPC Predict)")

@@ -21,6 +21,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from tfctr.data.parquet import parquet_dataset
@@ -112,6 +113,23 @@ class DistillResult:
     summary: dict
 
 
+def teacher_gap(student: tf.keras.Model, teacher: tf.keras.Model, paths, spec, batch_size: int = 8192) -> dict:
+    """How close the student's predictions are to the teacher's on every row of ``paths``: the RMS of the logit
+    gap, the mean and largest absolute probability gap, and the correlation of the logits."""
+    student_logit, teacher_logit = logit_of(student), logit_of(teacher)
+    gaps, pairs = [], []
+    for x in parquet_dataset(paths, spec, batch_size, with_label=False):
+        s = tf.cast(student_logit(x, training=False), tf.float32).numpy().ravel()
+        t = tf.cast(teacher_logit(x, training=False), tf.float32).numpy().ravel()
+        gaps.append(s - t)
+        pairs.append(np.stack([s, t]))
+    gap, logits = np.concatenate(gaps), np.concatenate(pairs, axis=1)
+    probability_gap = np.abs(1 / (1 + np.exp(-logits[0])) - 1 / (1 + np.exp(-logits[1])))
+    return {"logit_rmse": float(np.sqrt(np.mean(gap ** 2))), "probability_mean_abs": float(probability_gap.mean()),
+            "probability_max_abs": float(probability_gap.max()),
+            "logit_correlation": float(np.corrcoef(logits)[0, 1])}
+
+
 def _summary_row(net, metrics: dict) -> dict:
     row = {"parameters": int(net.count_params())}
     for split in ("valid", "test"):
@@ -159,8 +177,9 @@ def distill(
             the embeddings become trainable and a full step overfits them) of the fine-tuning.
 
     Every stage's run directory has the layout of ``tfctr train``'s, so ``tfctr export`` exports either
-    student. ``out/summary.json`` compares teacher, distilled and fine-tuned students (exact AUC/logloss and
-    parameters).
+    student. ``out/summary.json`` compares teacher, distilled and fine-tuned students (exact AUC/logloss,
+    parameters, and ``valid_teacher_gap``: how close each student's logits and probabilities are to the
+    teacher's on the validation split).
     """
     set_seed(seed)
     teacher_run = teacher if isinstance(teacher, TrainResult) else load_run(teacher)
@@ -193,7 +212,8 @@ def distill(
     distilled = TrainResult(stage_dir, net, spec, metrics)
 
     summary = {"teacher": _summary_row(teacher_model, split_metrics(teacher_model, spec, valid, test)),
-               "distilled": _summary_row(net, metrics)}
+               "distilled": dict(_summary_row(net, metrics),
+                                 valid_teacher_gap=teacher_gap(net, teacher_model, valid, spec))}
     finetuned = None
     if finetune_epochs > 0:
         tuned = tf.keras.models.clone_model(net)
@@ -218,6 +238,7 @@ def distill(
                                         learning_rate=finetune_learning_rate)
         write_run(stage_dir, tuned, spec, tuned_metrics, tuned_config)
         finetuned = TrainResult(stage_dir, tuned, spec, tuned_metrics)
-        summary["finetuned"] = _summary_row(tuned, tuned_metrics)
+        summary["finetuned"] = dict(_summary_row(tuned, tuned_metrics),
+                                    valid_teacher_gap=teacher_gap(tuned, teacher_model, valid, spec))
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return DistillResult(distilled, finetuned, summary)

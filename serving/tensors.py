@@ -1,0 +1,90 @@
+"""Turning a request's TensorProto into a NumPy input, checked before anything is allocated.
+
+A Predict request states a dtype and a shape and then carries the values, and nothing forces the two to agree:
+a few hundred bytes can declare half a million rows, or 200 million doubles. ``decode_input`` checks the
+declaration (a known dtype, the signature's dtype, a 1-D shape ``[batch]`` of at most ``max_rows`` rows) and that
+the content holds exactly that many values (or one, which TensorFlow repeats over the shape) before it converts
+anything, and answers every mismatch with ``RequestError(INVALID_ARGUMENT)`` naming the input.
+"""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import types_pb2
+
+from tfctr.serving.requests import RequestError, shown
+
+# the repeated field holding the values of each dtype when tensor_content is not used
+_VALUE_FIELDS = {
+    tf.float16: "half_val", tf.bfloat16: "half_val", tf.float32: "float_val", tf.float64: "double_val",
+    tf.int8: "int_val", tf.int16: "int_val", tf.int32: "int_val", tf.uint8: "int_val", tf.uint16: "int_val",
+    tf.int64: "int64_val", tf.uint32: "uint32_val", tf.uint64: "uint64_val", tf.bool: "bool_val",
+    tf.string: "string_val",
+}
+
+
+def _invalid(message: str) -> RequestError:
+    return RequestError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def declared_dtype(key: str, proto) -> tf.DType:
+    """The TensorProto's dtype; INVALID_ARGUMENT when it is unset or not a TensorFlow dtype."""
+    if proto.dtype == types_pb2.DT_INVALID:
+        raise _invalid(f"input {shown(key)}: dtype is unset (DT_INVALID)")
+    try:
+        types_pb2.DataType.Name(proto.dtype)
+        return tf.dtypes.as_dtype(proto.dtype)
+    except (ValueError, TypeError):
+        raise _invalid(f"input {shown(key)}: dtype {proto.dtype} is not a TensorFlow dtype") from None
+
+
+def declared_rows(key: str, proto, max_rows: int) -> int:
+    """The batch size a 1-D ``[batch]`` TensorProto declares; INVALID_ARGUMENT for any other shape or beyond
+    ``max_rows``."""
+    if proto.tensor_shape.unknown_rank:
+        raise _invalid(f"input {shown(key)}: shape of unknown rank, expected [batch]")
+    dims = [d.size for d in proto.tensor_shape.dim]
+    if len(dims) != 1:
+        raise _invalid(f"input {shown(key)} has shape {dims}, expected [batch]")
+    if dims[0] < 0:
+        raise _invalid(f"input {shown(key)} has a negative dimension {dims}")
+    if dims[0] > max_rows:
+        raise _invalid(f"input {shown(key)} declares {dims[0]} rows; this server takes at most {max_rows} rows per "
+                       f"request (tfctr serve --max-rows-per-request): split the request")
+    return dims[0]
+
+
+def check_content(key: str, proto, dtype: tf.DType, rows: int) -> None:
+    """The values carried must fill the declared shape: ``tensor_content`` of exactly rows × itemsize bytes, or
+    ``rows`` values in the dtype's repeated field (one value is repeated over the shape, as TensorFlow does)."""
+    if proto.tensor_content:
+        if dtype == tf.string:
+            raise _invalid(f"input {shown(key)}: a string tensor cannot use tensor_content")
+        expected = rows * dtype.size
+        if len(proto.tensor_content) != expected:
+            raise _invalid(f"input {shown(key)}: tensor_content has {len(proto.tensor_content)} bytes, but "
+                           f"{rows} {dtype.name} values take {expected}")
+        return
+    field = _VALUE_FIELDS.get(dtype)
+    if field is None:
+        raise _invalid(f"input {shown(key)}: dtype {dtype.name} is not supported in requests")
+    count = len(getattr(proto, field))
+    if count != rows and not (count == 1 and rows > 0) and not (count == 0 and rows == 0):
+        raise _invalid(f"input {shown(key)}: {count} values in {field} for a shape of {rows} rows")
+
+
+def decode_input(key: str, proto, expected: tf.DType | None, max_rows: int) -> np.ndarray:
+    """The NumPy array of one request input, after every check above (``expected``: the signature's dtype, None
+    for an input the signature does not have, which ``check_inputs`` reports)."""
+    dtype = declared_dtype(key, proto)
+    if expected is not None and dtype != expected:
+        raise _invalid(f"input {shown(key)} has dtype {dtype.name}, expected {expected.name}")
+    rows = declared_rows(key, proto, max_rows)
+    check_content(key, proto, dtype, rows)
+    try:
+        return tf.make_ndarray(proto)
+    except Exception as err:  # anything the checks above did not foresee is still the request's fault
+        raise _invalid(f"input {shown(key)} could not be read as a {dtype.name} tensor of {rows} rows: "
+                       f"{type(err).__name__}") from None
