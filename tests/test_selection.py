@@ -9,6 +9,7 @@ from tfctr.training.selection import ModelSelection, monitor_score
 # a constructed history: AUC keeps rising while the logloss is best at epoch 2 and then degrades
 AUC = [0.80, 0.82, 0.84, 0.85, 0.86, 0.87]
 LOGLOSS = [0.50, 0.44, 0.47, 0.60, 0.65, 0.70]
+KD_MSE = [1.00, 0.50, 0.30, 0.31, 0.35, 0.40]  # a distilled student's gap to its teacher, closest at epoch 3
 
 
 def _run(monitor, patience=2, reductions=1, epochs=len(AUC)):
@@ -21,7 +22,8 @@ def _run(monitor, patience=2, reductions=1, epochs=len(AUC)):
     for epoch in range(epochs):
         # every epoch leaves its number in the weights, so the restored weights tell which epoch was kept
         model.set_weights([np.full((2, 1), epoch, np.float32), np.zeros(1, np.float32)])
-        selection.on_epoch_end(epoch, {"val_auc": AUC[epoch], "val_logloss": LOGLOSS[epoch]})
+        selection.on_epoch_end(epoch, {"val_auc": AUC[epoch], "val_logloss": LOGLOSS[epoch],
+                                       "val_kd_mse": KD_MSE[epoch]})
         ran += 1
         if model.stop_training:
             break
@@ -30,13 +32,14 @@ def _run(monitor, patience=2, reductions=1, epochs=len(AUC)):
     return selection, kept, ran, float(model.optimizer.learning_rate.numpy())
 
 
-@pytest.mark.parametrize("monitor, best", [("auc", 6), ("logloss", 2), ("auc-logloss", 2)])
+@pytest.mark.parametrize("monitor, best", [("auc", 6), ("logloss", 2), ("auc-logloss", 2), ("kd_mse", 3)])
 def test_each_monitor_keeps_its_best_epoch(monitor, best):
     selection, kept, _, _ = _run(monitor)
     summary = selection.summary()
     assert summary["selected_epoch"] == best
     assert kept == best - 1  # the weights written at that (0-based) epoch were restored
-    scores = [monitor_score(monitor, {"val_auc": a, "val_logloss": loss}) for a, loss in zip(AUC, LOGLOSS)]
+    scores = [monitor_score(monitor, {"val_auc": a, "val_logloss": loss, "val_kd_mse": kd})
+              for a, loss, kd in zip(AUC, LOGLOSS, KD_MSE)]
     assert summary["selected_score"] == pytest.approx(max(scores[:len(summary["scores"])]))
 
 

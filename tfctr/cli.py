@@ -185,7 +185,7 @@ def _cmd_bench(args):
 def add_training_options(p, models, strategies):
     """The data and training options of every command that trains (``train``, ``tune``), with one set of
     defaults: those of ``tfctr.training.train``."""
-    from tfctr.training.selection import DEFAULT_MONITOR, MONITORS
+    from tfctr.training.selection import DEFAULT_MONITOR, TRAINING_MONITORS
     from tfctr.training.train import DEFAULT_CLIPNORM, DEFAULT_EPOCHS, DEFAULT_PATIENCE
 
     p.add_argument("--train", required=True, help="Parquet file, directory or glob")
@@ -200,7 +200,7 @@ def add_training_options(p, models, strategies):
                    "rate, 1e-3 for most, 1e-2 for lr)")
     p.add_argument("--embedding-dim", type=int)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--monitor", choices=list(MONITORS), default=DEFAULT_MONITOR,
+    p.add_argument("--monitor", choices=list(TRAINING_MONITORS), default=DEFAULT_MONITOR,
                    help="validation score that selects the epoch, lowers the learning rate and stops training")
     p.add_argument("--patience", type=int, default=DEFAULT_PATIENCE,
                    help="epochs without improvement of --monitor before the learning rate drops or training stops")

@@ -20,7 +20,7 @@ def _gate_np(layer, x0, k):
     w2, b2 = layer.project.get_weights()
     h = np.maximum(flat @ w1 + b1, 0) @ w2 + b2
     norm = np.linalg.norm(h, axis=1, keepdims=True)
-    h = np.where(norm ** 2 >= 1e-12, h / np.maximum(norm, 1e-30), 0.0)  # cosine; a row without direction: 0
+    h = np.where(norm > 0, h / np.maximum(norm, 1e-6), 0.0)  # as tf.math.l2_normalize; an all-zero row: 0
     e = layer.choice_embeddings.numpy()
     e = e / np.linalg.norm(e, axis=1, keepdims=True)
     tau = np.log1p(np.exp(layer.temperature_raw.numpy())) + 1e-3

@@ -22,16 +22,16 @@ def top_k_mask(logits, k):
 GATE_FLOOR = 1e-6
 
 
-def safe_l2_normalize(h, min_squared_norm=1e-12):
-    """``h / ‖h‖`` along the last axis, and 0 with a zero gradient for a row whose ‖h‖² is below
-    ``min_squared_norm``. ``tf.math.l2_normalize`` divides such a row by 1e-6 instead, so its gradient there is
-    1e6: a router whose ReLU hidden layer is all zero for a row (h is then the projection's bias, zero at
-    initialisation) would take a step of that size. The cosine stays exact (scale-invariant) for every other
-    row, which matters here: the gate reads embeddings that start at a scale of 1e-4."""
+def safe_l2_normalize(h, epsilon=1e-12):
+    """``tf.math.l2_normalize(h, axis=-1, epsilon)`` (``h / sqrt(max(‖h‖², ε))``) except on a row that is exactly
+    zero, which gets 0 with a zero gradient. There ``tf.math.l2_normalize`` has a gradient of 1/sqrt(ε) = 1e6: a
+    router whose ReLU hidden layer is all zero for a row (h is then the projection's bias, zero at
+    initialisation) took a step of that size. Every other row is normalised exactly as before, including rows
+    of tiny norm (the gate reads embeddings that start at a scale of 1e-4), whose scale-up by 1/sqrt(ε) is part of
+    how the gate learns early on: flooring it at a larger norm cost 0.005 test AUC on Adult."""
     squared = tf.reduce_sum(tf.square(h), axis=-1, keepdims=True)
-    usable = squared >= min_squared_norm
-    safe = tf.where(usable, squared, tf.ones_like(squared))  # no inf/NaN in the unused branch's gradient
-    return tf.where(usable, h * tf.math.rsqrt(safe), tf.zeros_like(h))
+    nonzero = squared > 0
+    return tf.where(nonzero, h * tf.math.rsqrt(tf.maximum(squared, epsilon)), tf.zeros_like(h))
 
 
 def top_k_softmax(logits, mask, floor=GATE_FLOOR):
@@ -84,10 +84,10 @@ class NoisyCosineGate(tf.keras.layers.Layer):
         g_j = cos(h, e_j) / τ                           e_j learnable choice embeddings, τ = softplus(ρ) + 1e-3
         G = softmax(g masked to its top k)              exactly k non-zeros per row
 
-    Two numerical guards (``safe_l2_normalize``, ``top_k_softmax``): a row with h = 0 (its hidden activations all
-    zero while the projection's bias is still zero) gets zero logits and no gradient instead of a 1e6 one (its
-    top-k then falls to the first k choices, by index); and every selected gate is floored at ≈1e-6, so a small
-    τ never underflows a selected gate to zero.
+    Two numerical guards (``safe_l2_normalize``, ``top_k_softmax``): a row with h exactly 0 (its hidden
+    activations all zero while the projection's bias is still zero) gets zero logits and no gradient instead of a
+    1e6 one (its top-k then falls to the first k choices, by index); and every selected gate is floored at ≈1e-6,
+    so a small τ never underflows a selected gate to zero.
 
     Returns ``(G, g)``, both ``[B, num_choices]``. ``k`` lives in a non-trainable variable so that
     ``TopKAnnealing`` can lower it during training; the value it holds is also what inference uses. τ is kept

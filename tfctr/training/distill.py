@@ -155,6 +155,7 @@ def distill(
     finetune_learning_rate: float | None = None,
     seed: int = 0,
     patience: int = 2,
+    distill_monitor: str = "kd_mse",
     oracle_column: str | None = TRUE_CTR_COLUMN,
     shuffle_buffer: int = 262_144,
     verbose: int = 1,
@@ -169,7 +170,10 @@ def distill(
             for the KD-DAGFM+ student); built with the teacher's ``embedding_dim``.
         student_params: further hyper-parameters of the student (e.g. ``interaction_type``, ``num_layers``).
         alpha, beta: the distillation loss weights (see ``Distiller``).
-        epochs: distillation epochs (model selection on validation AUC − logloss with ``patience``).
+        epochs: at most this many distillation epochs: model selection (``ModelSelection``) on
+            ``distill_monitor`` with ``patience`` and one learning-rate reduction stops it when it has converged;
+            ``"kd_mse"`` (default) keeps the epoch whose student is closest to the teacher on the validation
+            split (``"auc-logloss"`` etc. select on the labels instead).
         finetune_epochs: KD-DAGFM+ fine-tuning epochs on labels alone, embeddings trainable (0 skips the stage);
             model selection keeps the best epoch, and the distilled weights when no epoch beats their validation
             AUC − logloss.
@@ -206,7 +210,7 @@ def distill(
     stage_dir = out / "distilled"
     stage_dir.mkdir(parents=True, exist_ok=True)
     training = fit_with_early_stopping(distiller, train_data, valid_data, stage_dir, epochs, patience, rows,
-                                       verbose=verbose)
+                                       verbose=verbose, monitor=distill_monitor)
     metrics = dict(split_metrics(net, spec, valid, test, oracle_column), training=training)
     write_run(stage_dir, net, spec, metrics, dict(config, stage="distilled", alpha=alpha, beta=beta))
     distilled = TrainResult(stage_dir, net, spec, metrics)

@@ -6,6 +6,9 @@ its ranking (AUC). ``ModelSelection`` scores every epoch on the validation split
 * ``"auc"``: the validation AUC (higher is better);
 * ``"logloss"``: the validation logloss (lower is better);
 * ``"auc-logloss"``: AUC − logloss, the selection score of the BARS benchmark (higher is better);
+* ``"kd_mse"``: the mean squared gap between a distilled student's and its teacher's logits on the validation
+  split (``Distiller``'s ``kd_mse``; lower is better): distillation converges when the student stops getting
+  closer to the teacher;
 
 keeps the best epoch's weights, and on a plateau of ``patience`` epochs without improvement first restores the
 best weights and multiplies the learning rate by ``factor`` (``reductions`` times), then stops. At the end the
@@ -19,23 +22,28 @@ import math
 import numpy as np
 import tensorflow as tf
 
-MONITORS = ("auc", "logloss", "auc-logloss")
+TRAINING_MONITORS = ("auc", "logloss", "auc-logloss")  # what train, tune and --monitor offer
+MONITORS = TRAINING_MONITORS + ("kd_mse",)
 DEFAULT_MONITOR = "auc-logloss"
 
 
 def monitor_score(monitor: str, logs: dict) -> float:
-    """The selection score of one epoch's Keras ``logs`` (``val_auc``, ``val_logloss``); higher is better."""
+    """The selection score of one epoch's Keras ``logs`` (``val_auc``, ``val_logloss``, ``val_kd_mse``); higher
+    is better."""
     if monitor not in MONITORS:
         raise ValueError(f"monitor={monitor!r}, expected one of {list(MONITORS)}")
-    needed = {"auc": ["val_auc"], "logloss": ["val_logloss"], "auc-logloss": ["val_auc", "val_logloss"]}[monitor]
+    needed = {"auc": ["val_auc"], "logloss": ["val_logloss"], "auc-logloss": ["val_auc", "val_logloss"],
+              "kd_mse": ["val_kd_mse"]}[monitor]
     missing = [key for key in needed if key not in logs]
     if missing:
         raise ValueError(f"monitor {monitor!r} needs {missing} in the epoch logs, which hold {sorted(logs)}: "
-                         "compile with the metrics 'auc' and 'logloss' and pass validation data")
+                         "compile with the metrics 'auc' and 'logloss' (kd_mse: a Distiller) and pass validation data")
     if monitor == "auc":
         return float(logs["val_auc"])
     if monitor == "logloss":
         return -float(logs["val_logloss"])
+    if monitor == "kd_mse":
+        return -float(logs["val_kd_mse"])
     return float(logs["val_auc"]) - float(logs["val_logloss"])
 
 
@@ -58,7 +66,8 @@ class ModelSelection(tf.keras.callbacks.Callback):
     def __init__(self, monitor: str = DEFAULT_MONITOR, patience: int = 2, factor: float = 0.1, reductions: int = 1,
                  min_delta: float = 0.0):
         super().__init__()
-        monitor_score(monitor, {"val_auc": 0.5, "val_logloss": 0.7})  # validates the name
+        if monitor not in MONITORS:  # the name is checked now, the logs it needs at the first epoch
+            raise ValueError(f"monitor={monitor!r}, expected one of {list(MONITORS)}")
         if patience < 1:
             raise ValueError(f"ModelSelection: patience must be >= 1, got {patience}")
         if not 0.0 < factor <= 1.0:
