@@ -130,6 +130,20 @@ def test_search_step_updates_weights_and_only_the_searched_architecture(small_da
         assert np.any(after[1] != before[1]) == train_beta
 
 
+def test_embeddings_take_their_own_optimizer_in_the_search(small_data, small_spec):
+    x, y = _batch(small_spec, small_data["train"], 256)
+    for embedding_rate in (0.0, 0.5):  # SGD: a zero rate freezes the table, the network still moves
+        network = models.build("optfusion_search", small_spec, embedding_dim=4, num_levels=1)
+        table = network.get_layer("field_embedding")
+        before, kernel = table.get_weights()[0].copy(), network.get_layer("fusion").components[0].get_weights()[0]
+        search = FusionSearch(network, tf.keras.optimizers.SGD(0.0),
+                              embedding_optimizer=tf.keras.optimizers.SGD(embedding_rate))
+        search.compile(optimizer=tf.keras.optimizers.SGD(0.1))
+        search.fit(tf.data.Dataset.from_tensors((x, y)), epochs=1, verbose=0)
+        assert np.any(network.get_layer("fusion").components[0].get_weights()[0] != kernel)
+        assert np.array_equal(table.get_weights()[0], before) == (embedding_rate == 0.0)
+
+
 @pytest.fixture(scope="module")
 def searched_run(small_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("fusion") / "run"

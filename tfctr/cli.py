@@ -118,6 +118,7 @@ def _cmd_search_fusion(args):
                            embedding_dim=args.embedding_dim, epochs=args.epochs, retrain_epochs=args.retrain_epochs,
                            batch_size=args.batch_size, learning_rate=args.learning_rate,
                            arch_learning_rate=args.arch_learning_rate,
+                           embedding_learning_rate=args.embedding_learning_rate, l2_embedding=args.l2_embedding,
                            retrain_learning_rate=args.retrain_learning_rate, seed=args.seed,
                            patience=args.patience, verbose=args.verbose)
     print(json.dumps(result.metrics, indent=1))
@@ -315,6 +316,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--learning-rate", type=float, default=1e-3)
     p.add_argument("--arch-learning-rate", type=float, default=0.1)
+    p.add_argument("--embedding-learning-rate", type=float,
+                   help="the search's Adam rate of the embeddings (default: --learning-rate)")
+    p.add_argument("--l2-embedding", type=float, default=0.0,
+                   help="L2 penalty on the embedding rows each batch uses (search and retraining)")
     p.add_argument("--retrain-learning-rate", type=float)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--patience", type=int, default=1)

@@ -22,7 +22,7 @@ import tensorflow as tf
 from tfctr.layers import FusionGraph, FusionSupernet
 from tfctr.layers._validation import choice, positive_int
 from tfctr.layers.fusion import OPERATIONS, derive, node_names, num_sources, prune
-from tfctr.models.inputs import embed_fields, flat_input, head, model_inputs
+from tfctr.models.inputs import EMBEDDING_LAYER, embed_fields, flat_input, head, model_inputs
 from tfctr.models.recipe import L2_EMBEDDING
 from tfctr.models.registry import register
 
@@ -95,7 +95,7 @@ def optfusion(spec, architecture=None, embedding_dim=16, l2_embedding=L2_EMBEDDI
 def warm_start(derived: tf.keras.Model, search: tf.keras.Model):
     """Starts the derived model from the search's weights (the authors' default retraining start): the
     embeddings, and the fusion graph the supernet folds to (``FusionSupernet.graph``) for its architecture."""
-    derived.get_layer("field_embedding").set_weights(search.get_layer("field_embedding").get_weights())
+    derived.get_layer(EMBEDDING_LAYER).set_weights(search.get_layer(EMBEDDING_LAYER).get_weights())
     target = derived.get_layer("fusion")
     target.set_weights(search.get_layer("fusion").graph(target.architecture).get_weights())
 

@@ -7,6 +7,8 @@ from tfctr.features import FeatureSpec, ListFeature
 from tfctr.layers import DenseBlock, FieldEmbedding, LinearLogit
 from tfctr.models import recipe
 
+EMBEDDING_LAYER = "field_embedding"  # the name of every model's FieldEmbedding (distillation and search read it)
+
 
 def model_inputs(spec: FeatureSpec) -> dict:
     """One ``tf.keras.Input`` per feature, named after it, with the shape and dtype the data pipeline yields."""
@@ -32,7 +34,7 @@ def embed_fields(spec: FeatureSpec, inputs: dict, embedding_dim: int, l2_embeddi
     embedded, sizes, poolings = _embedding_args(spec)
     initializer = tf.keras.initializers.RandomNormal(stddev=recipe.EMBEDDING_STDDEV)
     fields = FieldEmbedding(sizes, embedding_dim, poolings, embeddings_initializer=initializer,
-                            rows_l2=l2_embedding, name="field_embedding")([inputs[f.name] for f in embedded])
+                            rows_l2=l2_embedding, name=EMBEDDING_LAYER)([inputs[f.name] for f in embedded])
     return fields, dense_block(spec, inputs)
 
 

@@ -27,6 +27,7 @@ import tensorflow as tf
 from tfctr.data.parquet import parquet_dataset
 from tfctr.data.synthetic import TRUE_CTR_COLUMN
 from tfctr.models import build, hyper_parameters
+from tfctr.models.inputs import EMBEDDING_LAYER
 from tfctr.training.selection import DEFAULT_MONITOR, monitor_score
 from tfctr.training.steps import StepModel, bce_per_example, global_average, logit_of
 from tfctr.training.train import (
@@ -39,8 +40,6 @@ from tfctr.training.train import (
     write_run,
 )
 from tfctr.utils import set_seed
-
-EMBEDDING_LAYER = "field_embedding"
 
 
 def copy_embedding(teacher: tf.keras.Model, student: tf.keras.Model, layer: str = EMBEDDING_LAYER):

@@ -21,6 +21,7 @@ from tfctr.data.synthetic import TRUE_CTR_COLUMN
 from tfctr.layers._validation import choice
 from tfctr.models import build
 from tfctr.models.fusion import derive, warm_start
+from tfctr.models.inputs import EMBEDDING_LAYER
 from tfctr.training.steps import StepModel, bce_per_example, global_average
 from tfctr.training.train import (
     TrainResult,
@@ -44,32 +45,38 @@ class FusionSearch(StepModel):
         network: the ``optfusion_search`` model (probability output with a ``"logit"`` layer).
         arch_optimizer: optimizer of α and β (default Adam(0.1), the authors' Avazu setting).
         train_alpha, train_beta: which architecture weights are searched (the sequential ablation freezes one).
+        embedding_optimizer: optimizer of the embedding table (default: the model optimizer), as the authors'
+            code, which gives embeddings their own learning rate.
 
     Metrics: ``loss`` (BCE), ``logloss``, ``auc``; ``call`` returns the network's probability.
     """
 
     def __init__(self, network: tf.keras.Model, arch_optimizer=None, train_alpha: bool = True,
-                 train_beta: bool = True, **kwargs):
+                 train_beta: bool = True, embedding_optimizer=None, **kwargs):
         super().__init__(network, **kwargs)
         self.supernet = network.get_layer("fusion")
         self.arch_optimizer = arch_optimizer or tf.keras.optimizers.Adam(0.1)
+        self.embedding_optimizer = embedding_optimizer
         architecture = {id(self.supernet.alpha), id(self.supernet.beta)}
-        self.weight_variables = [v for v in network.trainable_variables if id(v) not in architecture]
+        tables = {id(w) for w in network.get_layer(EMBEDDING_LAYER).trainable_weights} if embedding_optimizer else set()
+        self.embedding_variables = [v for v in network.trainable_variables if id(v) in tables]
+        self.weight_variables = [v for v in network.trainable_variables
+                                 if id(v) not in architecture and id(v) not in tables]
         self.arch_variables = ([self.supernet.alpha] if train_alpha else []) + \
             ([self.supernet.beta] if train_beta else [])
 
     def train_step(self, data):
         x, y = data[:2]
-        variables = self.weight_variables + self.arch_variables
+        groups = [(self.optimizer, self.weight_variables), (self.embedding_optimizer, self.embedding_variables),
+                  (self.arch_optimizer, self.arch_variables)]
+        groups = [(optimizer, variables) for optimizer, variables in groups if variables]
         with tf.GradientTape() as tape:
             logit = self.logit(x, training=True)
             labels, per_example = bce_per_example(y, logit)
             loss = global_average(per_example, self.network.losses)
-        gradients = tape.gradient(loss, variables)
-        split = len(self.weight_variables)
-        self.optimizer.apply_gradients(zip(gradients[:split], self.weight_variables))
-        if self.arch_variables:
-            self.arch_optimizer.apply_gradients(zip(gradients[split:], self.arch_variables))
+        gradients = tape.gradient(loss, [variables for _, variables in groups])
+        for (optimizer, variables), grads in zip(groups, gradients):  # one backward pass, one optimizer per group
+            optimizer.apply_gradients(zip(grads, variables))
         return self.record(labels, logit, loss=per_example)
 
     def test_step(self, data):
@@ -80,8 +87,10 @@ class FusionSearch(StepModel):
 
 
 def _search(network, train_data, valid_data, stage_dir, epochs, patience, rows, learning_rate, arch_learning_rate,
-            verbose, **flags):
-    search = FusionSearch(network, tf.keras.optimizers.Adam(arch_learning_rate), **flags)
+            embedding_learning_rate, verbose, **flags):
+    embedding_optimizer = tf.keras.optimizers.Adam(embedding_learning_rate) if embedding_learning_rate else None
+    search = FusionSearch(network, tf.keras.optimizers.Adam(arch_learning_rate),
+                          embedding_optimizer=embedding_optimizer, **flags)
     search.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
     stage_dir.mkdir(parents=True, exist_ok=True)
     return fit_with_early_stopping(search, train_data, valid_data, stage_dir, epochs, patience, rows,
@@ -103,6 +112,8 @@ def search_fusion(
     batch_size: int = 1024,
     learning_rate: float = 1e-3,
     arch_learning_rate: float = 0.1,
+    embedding_learning_rate: float | None = None,
+    l2_embedding: float = 0.0,
     retrain_learning_rate: float | None = None,
     seed: int = 0,
     patience: int = 1,
@@ -125,6 +136,9 @@ def search_fusion(
         epochs, retrain_epochs, learning_rate, arch_learning_rate, retrain_learning_rate: Adam schedules of the
             search (network and α/β) and of the retraining (default: ``learning_rate``); model selection
             (``ModelSelection`` on validation AUC − logloss) with ``patience`` (1, as the authors).
+        embedding_learning_rate: the search's Adam rate of the embedding table (default: ``learning_rate``; the
+            authors' code gives embeddings their own rate and regularisation).
+        l2_embedding: λ of the L2 penalty on the embedding rows each batch uses, in search and retraining.
 
     Returns the retrained run (``tfctr export --run OUT`` exports it: a plain model without α or β); its
     ``metrics.json`` also records the search and retrain seconds.
@@ -140,9 +154,10 @@ def search_fusion(
     valid_data = parquet_dataset(valid, spec, max(batch_size, 4096))
     rows = count_rows(train)
     network = build("optfusion_search", spec, embedding_dim=embedding_dim, num_levels=num_levels,
-                    selection=supernet_selection)
+                    selection=supernet_selection, l2_embedding=l2_embedding)
     common = dict(train_data=train_data, valid_data=valid_data, epochs=epochs, patience=patience, rows=rows,
-                  learning_rate=learning_rate, arch_learning_rate=arch_learning_rate, verbose=verbose)
+                  learning_rate=learning_rate, arch_learning_rate=arch_learning_rate,
+                  embedding_learning_rate=embedding_learning_rate, verbose=verbose)
     start = time.perf_counter()
     if algorithm == "one_shot":
         searched = [_search(network, stage_dir=out / "search", **common)]
@@ -160,7 +175,8 @@ def search_fusion(
         {"nodes": supernet.names, "alpha": supernet.alpha.numpy().tolist(), "beta": supernet.beta.numpy().tolist()}))
 
     set_seed(seed)
-    derived = build("optfusion", spec, architecture=architecture, embedding_dim=embedding_dim)
+    derived = build("optfusion", spec, architecture=architecture, embedding_dim=embedding_dim,
+                    l2_embedding=l2_embedding)
     if retrain_init == "supernet":
         warm_start(derived, network)
     compile_ctr(derived, retrain_learning_rate or learning_rate)
@@ -175,6 +191,7 @@ def search_fusion(
                              derive_mode=derive_mode, algorithm=algorithm,
                              retrain_init=retrain_init, epochs=epochs, retrain_epochs=retrain_epochs,
                              learning_rate=learning_rate, arch_learning_rate=arch_learning_rate,
+                             embedding_learning_rate=embedding_learning_rate, l2_embedding=l2_embedding,
                              retrain_learning_rate=retrain_learning_rate, seed=seed, patience=patience),
               "training": dict(train=str(train), valid=str(valid), test=test and str(test), batch_size=batch_size,
                                oracle_column=oracle_column)}
