@@ -72,3 +72,31 @@ def test_invalid_arguments_name_the_problem():
         ModelSelection(patience=0)
     with pytest.raises(ValueError, match="val_logloss"):
         monitor_score("logloss", {"val_auc": 0.7})
+
+
+def test_a_resumed_selection_continues_exactly_where_the_killed_one_stopped(tmp_path):
+    """Killed after epoch 3 (0-based 2), resumed at epoch 4: the same epochs, weights and summary as a run that
+    was never killed."""
+    def run(epochs, selection, model, start=0):
+        selection.set_model(model)
+        selection.on_train_begin()
+        for epoch in range(start, epochs):
+            selection.on_epoch_begin(epoch)
+            model.set_weights([np.full((2, 1), epoch, np.float32), np.zeros(1, np.float32)])
+            selection.on_epoch_end(epoch, {"val_auc": AUC[epoch], "val_logloss": LOGLOSS[epoch]})
+            if model.stop_training:
+                break
+        selection.on_train_end()
+        return int(model.get_weights()[0][0, 0]), selection.summary()
+
+    def model():
+        net = tf.keras.Sequential([tf.keras.layers.Dense(1, input_shape=(2,))])
+        net.compile(optimizer=tf.keras.optimizers.Adam(0.01), loss="mse")
+        return net
+
+    whole = run(len(AUC), ModelSelection("auc-logloss", patience=2, state_dir=tmp_path / "whole"), model())
+    run(3, ModelSelection("auc-logloss", patience=2, state_dir=tmp_path / "killed"), model())  # "killed" here
+    resumed = run(len(AUC), ModelSelection("auc-logloss", patience=2, state_dir=tmp_path / "killed"), model(), start=3)
+    assert resumed == whole and whole[1]["selected_epoch"] == 2
+    assert sorted(p.name for p in (tmp_path / "killed").iterdir()) == \
+        sorted(p.name for p in (tmp_path / "whole").iterdir())  # only the last two states and their weights

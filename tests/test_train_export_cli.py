@@ -96,8 +96,15 @@ def test_killed_run_resumes_from_backup(small_data, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         train(**args, callbacks=[_Crash()])
     assert (tmp_path / "run" / "backup").exists()
+    assert (tmp_path / "run" / "backup" / "selection" / "selection-0.json").exists()
     result = train(**args)
-    assert result.metrics["training"]["epochs_run"] == 2  # epochs 2 and 3 only: epoch 1 came from the backup
+    training = result.metrics["training"]
+    assert training["epochs_run_since_resume"] == 2  # epochs 2 and 3 only: epoch 1 came from the backup
+    # the selection resumed too: it knows all three epochs, and keeps the best of them (the uninterrupted run's)
+    assert training["epochs_run"] == 3 and len(training["selection"]["scores"]) == 3
+    whole = train(**dict(args, out=str(tmp_path / "whole"))).metrics["training"]
+    assert training["selection"]["selected_epoch"] == whole["selection"]["selected_epoch"]
+    assert not (tmp_path / "run" / "backup").exists()
 
 
 def test_export_needs_a_spec_and_a_valid_name(small_data, tmp_path, cli_run):

@@ -111,10 +111,12 @@ def fit_with_early_stopping(net, train_data, valid_data, run_dir: Path, epochs: 
     entry of ``metrics.json`` (with the ``"selection"`` record: selected epoch, scores, why it stopped).
     ``train_rows``: rows of one epoch; ``steps_per_epoch``/``validation_steps`` for repeated cluster inputs."""
     throughput = TrainingThroughput(train_rows)
-    selection = ModelSelection(monitor, patience, reductions=lr_reductions)
+    # the selection's state is written before the backup's checkpoint of the same epoch (see ModelSelection)
+    selection = ModelSelection(monitor, patience, reductions=lr_reductions, state_dir=run_dir / "backup" / "selection",
+                               write_state=distribute.ClusterRole.from_environment().is_chief)
     callbacks = [
-        tf.keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         selection,
+        tf.keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         tf.keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch"),
         throughput,
     ] + list(callbacks or [])
@@ -130,7 +132,8 @@ def fit_with_early_stopping(net, train_data, valid_data, run_dir: Path, epochs: 
             (run_dir / "backup").rmdir()
     summary = selection.summary()
     return {"examples_per_second": throughput.examples_per_second,
-            "epochs_run": len(history.history.get("loss", [])), "train_rows": throughput.rows_per_epoch,
+            "epochs_run": selection.epochs_seen, "epochs_run_since_resume": len(history.history.get("loss", [])),
+            "train_rows": throughput.rows_per_epoch,
             "selected_val_auc": summary["selected_val_auc"], "selected_val_logloss": summary["selected_val_logloss"],
             "selection": summary}
 
