@@ -133,3 +133,31 @@ def test_spec_that_does_not_match_the_data(small_data):
     spec["I1"].vocabulary = ["1"]
     with pytest.raises(DataError, match=r"column 'I1' has Arrow type int64"):
         parquet_dataset(small_data["valid"], spec)
+
+
+def test_truncated_and_corrupt_files_are_named_in_every_read(tmp_path):
+    from tfctr.data.parquet import read_schema
+
+    spec = FeatureSpec(features=[CategoricalFeature("c"), NumericFeature("x")], label="label")
+    table = pa.table({"c": [f"v{i % 7}" for i in range(5000)], "x": np.arange(5000, dtype=np.float64),
+                      "label": np.arange(5000) % 2})
+    good = tmp_path / "good.parquet"
+    pq.write_table(table, good, compression="snappy")
+    spec.fit(str(good))
+    data = good.read_bytes()
+    truncated = tmp_path / "truncated.parquet"
+    truncated.write_bytes(data[: len(data) // 2])  # the footer is gone
+    for read in (lambda: read_schema(str(truncated)), lambda: shard_rows(str(truncated), 1, 0),
+                 lambda: read_columns(str(truncated), ["label"]),
+                 lambda: parquet_dataset([str(good), str(truncated)], spec, 64)):
+        with pytest.raises(DataError, match="truncated.parquet"):
+            read()
+    corrupt = tmp_path / "corrupt.parquet"  # footer intact, a data page overwritten with garbage
+    middle = len(data) // 3
+    corrupt.write_bytes(data[:middle] + bytes(range(256)) * 4 + data[middle + 1024:])
+    # inside tf.data the DataError arrives wrapped in TensorFlow's error, its message (the file) intact
+    with pytest.raises(tf.errors.InvalidArgumentError, match="DataError: '.*corrupt.parquet': cannot read its data"):
+        for _ in parquet_dataset(str(corrupt), spec, 64):
+            pass
+    with pytest.raises(DataError, match="corrupt.parquet"):
+        read_columns(str(corrupt), ["c", "x"])

@@ -55,14 +55,14 @@ def resolve_paths(paths) -> list[str]:
 
 def read_schema(paths) -> pa.Schema:
     """The Arrow schema of the first file of ``paths``."""
-    return pq.read_schema(resolve_paths(paths)[0])
+    return _open(resolve_paths(paths)[0]).schema_arrow
 
 
 def read_sample(paths, columns: list[str], max_rows: int = 100_000) -> pa.Table:
     """The first ``max_rows`` rows of ``columns`` over the files of ``paths`` (for inference, not training)."""
     pieces, rows = [], 0
     for path in resolve_paths(paths):
-        for batch in _open(path).iter_batches(batch_size=min(max_rows, 65536), columns=columns):
+        for batch in read_batches(path, _open(path), batch_size=min(max_rows, 65536), columns=columns):
             pieces.append(batch.slice(0, max_rows - rows))
             rows += pieces[-1].num_rows
             if rows >= max_rows:
@@ -75,6 +75,20 @@ def _open(path: str) -> pq.ParquetFile:
         return pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as err:
         raise DataError(f"'{path}' is not a readable Parquet file: {err}") from None
+
+
+def read_batches(path: str, parquet: pq.ParquetFile, **kwargs) -> Iterator[pa.RecordBatch]:
+    """``parquet.iter_batches(**kwargs)`` with any read error (a corrupt page, a truncated column chunk)
+    raised as a DataError naming the file."""
+    batches = parquet.iter_batches(**kwargs)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as err:
+            raise DataError(f"'{path}': cannot read its data ({type(err).__name__}: {err})") from None
+        yield batch
 
 
 def open_checked(path: str, spec: FeatureSpec, with_label: bool = True) -> pq.ParquetFile:
@@ -145,7 +159,7 @@ def iter_record_batches(
             raise DataError(f"'{path}': requested columns {missing_extra} are missing")
         has_label = spec.label in schema.names
         read = wanted + ([spec.label] if has_label and spec.label not in wanted else [])
-        for batch in parquet.iter_batches(batch_size=batch_size, columns=read):
+        for batch in read_batches(path, parquet, batch_size=batch_size, columns=read):
             if shard is not None:  # rows whose global index is congruent to the shard index
                 first = (shard[1] - rows_seen) % shard[0]
                 rows_seen += batch.num_rows
@@ -255,7 +269,7 @@ def _split(features, labels, start, end, batch_size, with_label):
 
 def shard_rows(paths, num_shards: int, index: int) -> int:
     """Rows that ``shard=(num_shards, index)`` reads from ``paths`` (whole files, or every num_shards-th row)."""
-    counts = [pq.ParquetFile(p).metadata.num_rows for p in resolve_paths(paths)]
+    counts = [_open(p).metadata.num_rows for p in resolve_paths(paths)]
     if len(counts) >= num_shards:
         return sum(counts[index::num_shards])
     return len(range(index, sum(counts), num_shards))
@@ -269,7 +283,10 @@ def read_columns(paths, columns: list[str]) -> dict[str, np.ndarray]:
         for c in columns:
             if c not in schema.names:
                 raise DataError(f"'{path}': column '{c}' is missing")
-        table = pq.read_table(path, columns=columns)
+        try:
+            table = pq.read_table(path, columns=columns)
+        except (pa.ArrowException, OSError) as err:
+            raise DataError(f"'{path}': cannot read columns {columns} ({type(err).__name__}: {err})") from None
         for c in columns:
             out[c].append(table.column(c).to_numpy())
     return {c: np.concatenate(v) for c, v in out.items()}
