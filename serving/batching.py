@@ -2,8 +2,10 @@
 
 Leader/follower, no extra thread: the first request of a batch waits up to ``timeout_ms`` (or until
 ``max_batch_size`` rows are queued), takes everything queued, concatenates the inputs, runs the signature once
-and hands each request its rows of the outputs. Requests are checked before they queue, so a bad request never
-fails its batch-mates.
+and hands each request its rows of the outputs. Requests are checked before they queue; a request whose values
+still fail inside the graph (e.g. a serialized tf.Example that does not parse, sent to the ``classify``
+signature through Predict) fails the merged call, which is then run again one request at a time, so the error
+reaches only the request that caused it and its batch-mates are answered.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class Batcher:
                     break
                 self._lock.wait(left)
             batch = self._queues.pop(key)
+        calls = 1
         try:
             merged = {name: np.concatenate([p.arrays[name] for p in batch]) for name in batch[0].arrays}
             outputs = call_signature(loaded, signature, merged)
@@ -75,11 +78,19 @@ class Batcher:
             for pending in batch:
                 pending.outputs = {k: v[start:start + pending.rows] for k, v in outputs.items()}
                 start += pending.rows
-        except BaseException as err:  # the batch's error is every member's error
+        except Exception as err:
+            if len(batch) == 1:
+                batch[0].error = err
+            else:  # one member's values broke the merged call: each member alone, so only its own error is its
+                calls += len(batch)
+                for pending in batch:
+                    try:
+                        pending.outputs = call_signature(loaded, signature, pending.arrays)
+                    except Exception as alone:
+                        pending.error = alone
+        finally:
+            with self._lock:
+                self.calls += calls
+                self.requests += len(batch)
             for pending in batch:
-                pending.error = err
-        with self._lock:
-            self.calls += 1
-            self.requests += len(batch)
-        for pending in batch:
-            pending.done.set()
+                pending.done.set()

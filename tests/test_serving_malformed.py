@@ -265,3 +265,48 @@ def test_fuzzed_requests_never_get_unknown_and_never_kill_the_server(server):
     assert time.perf_counter() - start < 120
     assert codes.get(grpc.StatusCode.INVALID_ARGUMENT, 0) > 500, codes
     _assert_alive(server)
+
+
+def test_a_bad_request_in_a_batch_fails_alone(small_data, small_spec, tmp_path):
+    """Server-side batching: a Predict on the classify signature with an example that does not parse is merged
+    with valid ones; only it fails, and the valid ones get their own answers."""
+    import threading
+
+    import pyarrow.parquet as pq
+
+    from tfctr.serving.batching import Batcher
+    from tfctr.serving.client import _example
+    from tfctr.serving.requests import call_signature
+
+    tf.random.set_seed(0)
+    model = models.build("wdl", small_spec, embedding_dim=4, hidden_units=[8])
+    export_saved_model(model, small_spec, tmp_path, "ctr")
+    repository = ModelRepository(tmp_path, ["ctr"], poll_seconds=0)
+    loaded = repository.get("ctr")
+    rows = pq.read_table(small_data["valid"]).slice(0, 12).to_pylist()
+    kinds = {f.name: f.kind for f in small_spec.features}
+    good = [np.array([_example({k: float(v) if kinds[k] == "numeric" else v for k, v in row.items()
+                                if k in kinds and v is not None}).SerializeToString()], dtype=object)
+            for row in rows]
+    expected = [call_signature(loaded, "classify", {"inputs": g})["scores"] for g in good]
+    batcher = Batcher(max_batch_size=64, timeout_ms=200)
+    answers, failures = {}, {}
+
+    def ask(i, values):
+        try:
+            answers[i] = batcher.call(loaded, "classify", {"inputs": values})["scores"]
+        except Exception as err:
+            failures[i] = err
+
+    garbage = np.array([b"\xff\xfe this is not a tf.Example \x80"], dtype=object)
+    threads = [threading.Thread(target=ask, args=(i, g)) for i, g in enumerate(good)]
+    threads.append(threading.Thread(target=ask, args=("bad", garbage)))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    repository.close()
+    assert list(failures) == ["bad"] and len(answers) == len(good)
+    for i, scores in answers.items():
+        np.testing.assert_allclose(scores, expected[i], atol=1e-6)
+    assert batcher.requests == len(good) + 1
