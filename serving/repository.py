@@ -1,14 +1,19 @@
 """The models a server serves: the latest integer version of each configured name under a base path.
 
 A background poller loads a newly dropped version completely, then swaps it in with one reference assignment,
-so requests in flight finish on the version they started with and none is dropped. Only configured model names
-resolve; nothing a request says becomes a path.
+so requests in flight finish on the version they started with and none is dropped. A version that fails to load
+(e.g. still being copied: ``saved_model.pb`` there, variables still arriving) is tried again with back-off
+(0.5 s, doubling, at most ``MAX_RETRY_SECONDS``) until it loads or is removed. When the served version's directory
+is deleted, the newest remaining version is served instead (as TF Serving's latest-version policy); with none
+left, the last one stays served and a warning is logged. Only configured model names resolve; nothing a request
+says becomes a path.
 """
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +33,7 @@ class LoadedVersion:
 
 
 INT64_MAX = 2 ** 63 - 1
+MAX_RETRY_SECONDS = 60.0
 
 
 def integer_versions(model_dir: Path) -> list[int]:
@@ -72,7 +78,7 @@ class ModelRepository:
             if not versions:
                 raise FileNotFoundError(f"no SavedModel version under {self.base_path / name}")
             self._current[name] = load_version(self.base_path / name, versions[-1])
-        self._failed: set[tuple[str, int]] = set()
+        self._retries: dict[tuple[str, int], tuple[int, float]] = {}  # (name, version) -> (failures, next try)
         self._stop = threading.Event()
         self._poller = None
         if poll_seconds > 0:
@@ -92,15 +98,32 @@ class ModelRepository:
     def _poll(self, seconds: float) -> None:
         while not self._stop.wait(seconds):
             for name in self.names:
-                versions = integer_versions(self.base_path / name)
-                newest = versions[-1] if versions else None
-                if newest is None or newest <= self._current[name].version or (name, newest) in self._failed:
-                    continue
-                try:
-                    self._current[name] = load_version(self.base_path / name, newest)
-                except Exception as err:  # a broken version must not take the server down; tried once
-                    self._failed.add((name, newest))
-                    tf.get_logger().error(f"could not load version {newest} of '{name}': {err}")
+                self.refresh(name)
+
+    def refresh(self, name: str) -> None:
+        """Serves the newest version of ``name`` (a newer one, or the newest remaining when the served version's
+        directory is gone), trying a version that failed to load again once its back-off has passed."""
+        current = self._current[name]
+        versions = integer_versions(self.base_path / name)
+        gone = not (current.path / "saved_model.pb").exists()
+        candidates = [v for v in versions if v > current.version or (gone and v != current.version)]
+        if not candidates:
+            if gone:
+                tf.get_logger().warning(f"version {current.version} of '{name}' was removed and no other version "
+                                        f"is left; still serving it")
+            return
+        newest = max(candidates)
+        failures, next_try = self._retries.get((name, newest), (0, 0.0))
+        if time.monotonic() < next_try:
+            return
+        try:
+            self._current[name] = load_version(self.base_path / name, newest)
+            self._retries.pop((name, newest), None)
+        except Exception as err:  # a broken version must not take the server down: tried again later
+            delay = min(MAX_RETRY_SECONDS, 0.5 * 2 ** failures)
+            self._retries[(name, newest)] = (failures + 1, time.monotonic() + delay)
+            tf.get_logger().error(f"could not load version {newest} of '{name}' (attempt {failures + 1}, next in "
+                                  f"{delay:.1f} s): {err}")
 
     def close(self) -> None:
         self._stop.set()

@@ -310,3 +310,35 @@ def test_a_bad_request_in_a_batch_fails_alone(small_data, small_spec, tmp_path):
     for i, scores in answers.items():
         np.testing.assert_allclose(scores, expected[i], atol=1e-6)
     assert batcher.requests == len(good) + 1
+
+
+def test_versions_half_copied_removed_or_beyond_int64(small_spec, tmp_path):
+    """A half-copied version is retried until it loads; a removed served version gives way to the newest
+    remaining one; a version number beyond int64 is ignored."""
+    import shutil
+
+    model = models.build("wdl", small_spec, embedding_dim=4, hidden_units=[8])
+    staging = tmp_path / "staging"
+    export_saved_model(model, small_spec, staging, "ctr", version=2)
+    export_saved_model(model, small_spec, tmp_path / "base", "ctr", version=1)
+    base = tmp_path / "base" / "ctr"
+    repository = ModelRepository(tmp_path / "base", ["ctr"], poll_seconds=0)
+    (base / "2").mkdir()  # the copy has begun: the graph is there, the variables are not
+    shutil.copy(staging / "ctr" / "2" / "saved_model.pb", base / "2" / "saved_model.pb")
+    repository.refresh("ctr")
+    assert repository.get("ctr").version == 1  # failed to load, still serving 1
+    for item in (staging / "ctr" / "2").iterdir():  # the copy completes
+        if item.is_dir():
+            shutil.copytree(item, base / "2" / item.name)
+    deadline = time.monotonic() + 10
+    while repository.get("ctr").version != 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        repository.refresh("ctr")  # retried once its back-off (0.5 s after the first failure) has passed
+    assert repository.get("ctr").version == 2
+    shutil.rmtree(base / "2")  # the served version is deleted: the newest remaining one is served
+    repository.refresh("ctr")
+    assert repository.get("ctr").version == 1
+    shutil.copytree(base / "1", base / str(2 ** 63))  # a valid model under a name beyond int64
+    repository.refresh("ctr")
+    assert repository.get("ctr").version == 1
+    repository.close()
