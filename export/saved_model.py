@@ -12,7 +12,8 @@ All run the spec's preprocessing as TF ops (``RawFeatureEncoder``, vocabularies 
 with ``training=False``. ``assets.extra/`` holds ``spec.json``, ``model_card.json`` (model, hyper-parameters,
 metrics, tfctr version) and ``tf_serving_warmup_requests`` (a Predict request TF Serving replays at load).
 A version is built in a hidden temporary directory beside its final place and renamed into it, so a server
-watching ``base_path/name`` never sees half a version.
+watching ``base_path/name`` never sees half a version; the directory is made readable by all (0755), and the
+staging directories of killed exports (untouched for an hour) are removed by the next export.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import tensorflow as tf
@@ -99,6 +101,21 @@ def next_version(model_dir) -> int:
     return max(versions, default=0) + 1
 
 
+STAGING_PREFIX = ".tmp-"
+STALE_STAGING_SECONDS = 3600.0
+
+
+def remove_stale_staging(model_dir: Path, older_than: float = STALE_STAGING_SECONDS) -> list[Path]:
+    """Removes the staging directories of exports that were killed (untouched for ``older_than`` seconds; a
+    running export's own staging directory is younger) and returns them."""
+    now, removed = time.time(), []
+    for path in model_dir.glob(f"{STAGING_PREFIX}*"):
+        if path.is_dir() and now - path.stat().st_mtime > older_than:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def export_saved_model(model_or_run, spec: FeatureSpec | None, base_path, name: str,
                        version: int | None = None) -> Path:
     """Exports a model (or a run directory of ``tfctr train``) to ``base_path/name/<version>/``.
@@ -142,7 +159,9 @@ def export_saved_model(model_or_run, spec: FeatureSpec | None, base_path, name: 
     card.update(model=card["model"] or model.name, tfctr_version=tfctr.__version__, tensorflow_version=tf.__version__,
                 exported_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 signatures=sorted(METHOD_NAMES))
-    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir))
+    remove_stale_staging(model_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{version}-", dir=model_dir))
+    os.chmod(staging, 0o755)  # mkdtemp's 0700 would hide the version from a server running as another user
     try:
         tf.saved_model.save(module, str(staging), signatures=module.signatures())
         _set_method_names(staging)

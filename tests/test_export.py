@@ -159,3 +159,24 @@ def test_saved_model_cli_lists_signatures_with_dtypes(exported):
     assert "inputs['C1'] tensor_info:\n        dtype: DT_STRING" in predict
     assert "inputs['I1'] tensor_info:\n        dtype: DT_DOUBLE" in predict
     assert "outputs['probability'] tensor_info:\n        dtype: DT_FLOAT" in predict
+
+
+def test_export_is_world_readable_and_cleans_killed_staging(small_spec, tmp_path):
+    import os
+    import stat
+    import time
+
+    from tfctr import models
+    from tfctr.export import export_saved_model
+
+    model_dir = tmp_path / "ctr"
+    model_dir.mkdir()
+    killed, running = model_dir / ".tmp-3-killed", model_dir / ".tmp-4-running"
+    for path in (killed, running):
+        path.mkdir()
+        (path / "saved_model.pb").write_bytes(b"partial")
+    old = time.time() - 2 * 3600
+    os.utime(killed, (old, old))  # an export killed two hours ago; the other is still being written
+    version = export_saved_model(models.build("lr", small_spec), small_spec, tmp_path, "ctr")
+    assert not killed.exists() and running.exists()
+    assert stat.S_IMODE(version.stat().st_mode) == 0o755
