@@ -27,9 +27,17 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
-from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    input_pb2,
+    model_pb2,
+    predict_pb2,
+    prediction_log_pb2,
+    regression_pb2,
+)
 
 import tfctr
 from tfctr.data.encoding import RawFeatureEncoder, example_row, parse_examples, serving_dtype
@@ -84,13 +92,48 @@ def _set_method_names(export_dir: Path) -> None:
     path.write_bytes(saved.SerializeToString())
 
 
+# batch sizes of the warm-up Predict requests: one row, and the sizes server-side batching produces
+WARMUP_BATCH_SIZES = (1, 8, 64, 256)
+
+
+def _warmup_example(row: dict) -> tf.train.Example:
+    """The tf.Example of a one-row serving input (``example_row``) for the classify/regress warm-up."""
+    features = {}
+    for name, values in row.items():
+        value = values[0]
+        if isinstance(value, (str, bytes)):
+            features[name] = tf.train.Feature(bytes_list=tf.train.BytesList(
+                value=[value.encode() if isinstance(value, str) else value]))
+        elif isinstance(value, float | np.floating):
+            features[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(value)]))
+        else:
+            features[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+    return tf.train.Example(features=tf.train.Features(feature=features))
+
+
 def _write_warmup(path: Path, spec: FeatureSpec, name: str) -> None:
-    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name, signature_name="serving_default"))
-    for feature, values in example_row(spec).items():
-        request.inputs[feature].CopyFrom(tf.make_tensor_proto(values, dtype=serving_dtype(spec[feature])))
-    log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+    """TF Serving's warm-up file: Predict requests at ``WARMUP_BATCH_SIZES`` rows and one Classify and one Regress
+    request, replayed by a server before the version answers (so its first request is not the one that traces
+    and allocates)."""
+    row = example_row(spec)
+    logs = []
+    for rows in WARMUP_BATCH_SIZES:
+        request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=name,
+                                                                            signature_name="serving_default"))
+        for feature, values in row.items():
+            request.inputs[feature].CopyFrom(tf.make_tensor_proto(np.repeat(values, rows),
+                                                                  dtype=serving_dtype(spec[feature])))
+        logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
+    examples = input_pb2.Input(example_list=input_pb2.ExampleList(examples=[_warmup_example(row)]))
+    logs.append(prediction_log_pb2.PredictionLog(classify_log=prediction_log_pb2.ClassifyLog(
+        request=classification_pb2.ClassificationRequest(
+            model_spec=model_pb2.ModelSpec(name=name, signature_name="classify"), input=examples))))
+    logs.append(prediction_log_pb2.PredictionLog(regress_log=prediction_log_pb2.RegressLog(
+        request=regression_pb2.RegressionRequest(
+            model_spec=model_pb2.ModelSpec(name=name, signature_name="regress"), input=examples))))
     with tf.io.TFRecordWriter(str(path)) as writer:
-        writer.write(log.SerializeToString())
+        for log in logs:
+            writer.write(log.SerializeToString())
 
 
 def next_version(model_dir) -> int:

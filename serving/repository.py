@@ -19,6 +19,7 @@ from pathlib import Path
 
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow_serving.apis import prediction_log_pb2
 
 
 @dataclass
@@ -30,6 +31,7 @@ class LoadedVersion:
     module: object  # the loaded SavedModel: keeps its variables alive
     signatures: dict
     signature_defs: dict = field(default_factory=dict)
+    warmup_requests: int = 0  # warm-up records replayed before it was served
 
 
 INT64_MAX = 2 ** 63 - 1
@@ -57,7 +59,35 @@ def load_version(model_dir: Path, version: int) -> LoadedVersion:
     meta_graph = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes()).meta_graphs[0]
     # internal signatures (``__saved_model_init_op``) are not served: a request naming one gets NOT_FOUND
     public = {k: v for k, v in meta_graph.signature_def.items() if not k.startswith("__")}
-    return LoadedVersion(version, path, loaded, dict(loaded.signatures), public)
+    result = LoadedVersion(version, path, loaded, dict(loaded.signatures), public)
+    result.warmup_requests = replay_warmup(result)
+    return result
+
+
+def replay_warmup(loaded: LoadedVersion) -> int:
+    """Runs the requests of ``assets.extra/tf_serving_warmup_requests`` (Predict, Classify, Regress logs) on the
+    loaded version, as TF Serving does before a version becomes AVAILABLE, so the first real request does not pay
+    for tracing and allocation. A request that fails makes the load fail. Returns how many ran."""
+    path = loaded.path / "assets.extra" / "tf_serving_warmup_requests"
+    if not path.exists():
+        return 0
+    count = 0
+    for record in tf.data.TFRecordDataset(str(path)):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        kind = log.WhichOneof("log_type")
+        if kind == "predict_log":
+            request = log.predict_log.request
+            signature = loaded.signatures[request.model_spec.signature_name or "serving_default"]
+            signature(**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
+        elif kind in ("classify_log", "regress_log"):
+            request = getattr(log, kind).request
+            default = "classify" if kind == "classify_log" else "regress"
+            examples = [e.SerializeToString() for e in request.input.example_list.examples]
+            loaded.signatures[request.model_spec.signature_name or default](inputs=tf.constant(examples))
+        else:
+            continue
+        count += 1
+    return count
 
 
 class ModelRepository:

@@ -135,13 +135,19 @@ def test_assets_extra_model_card_and_warmup(exported, small_spec):
     card = json.loads((extra / "model_card.json").read_text())
     assert card["model"] == "foldable" and card["signatures"] == ["classify", "regress", "serving_default"]
     assert card["tfctr_version"]
-    records = list(tf.data.TFRecordDataset(str(extra / "tf_serving_warmup_requests")))
-    assert len(records) == 1
-    request = prediction_log_pb2.PredictionLog.FromString(records[0].numpy()).predict_log.request
-    assert request.model_spec.name == "foldable" and set(request.inputs) == set(small_spec.names)
-    serving = tf.saved_model.load(str(exported)).signatures["serving_default"]
-    out = serving(**{k: tf.make_ndarray(v) for k, v in request.inputs.items()})
-    assert out["probability"].shape == (1,)
+    records = [prediction_log_pb2.PredictionLog.FromString(r.numpy())
+               for r in tf.data.TFRecordDataset(str(extra / "tf_serving_warmup_requests"))]
+    # Predict at every batch size server-side batching produces, then Classify and Regress
+    assert [r.WhichOneof("log_type") for r in records] == ["predict_log"] * 4 + ["classify_log", "regress_log"]
+    signatures = tf.saved_model.load(str(exported)).signatures
+    for record, rows in zip(records, (1, 8, 64, 256)):
+        request = record.predict_log.request
+        assert request.model_spec.name == "foldable" and set(request.inputs) == set(small_spec.names)
+        out = signatures["serving_default"](**{k: tf.make_ndarray(v) for k, v in request.inputs.items()})
+        assert out["probability"].shape == (rows,)
+    examples = records[4].classify_log.request.input.example_list.examples
+    serialized = tf.constant([e.SerializeToString() for e in examples])
+    assert signatures["classify"](inputs=serialized)["scores"].shape == (1, 2)
 
 
 def test_saved_model_cli_lists_signatures_with_dtypes(exported):

@@ -323,6 +323,7 @@ def test_versions_half_copied_removed_or_beyond_int64(small_spec, tmp_path):
     export_saved_model(model, small_spec, tmp_path / "base", "ctr", version=1)
     base = tmp_path / "base" / "ctr"
     repository = ModelRepository(tmp_path / "base", ["ctr"], poll_seconds=0)
+    assert repository.get("ctr").warmup_requests == 6  # replayed before it was served
     (base / "2").mkdir()  # the copy has begun: the graph is there, the variables are not
     shutil.copy(staging / "ctr" / "2" / "saved_model.pb", base / "2" / "saved_model.pb")
     repository.refresh("ctr")
