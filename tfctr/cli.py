@@ -235,6 +235,7 @@ def add_training_options(p, models, strategies):
 
 def build_parser() -> argparse.ArgumentParser:
     from tfctr.models import available
+    from tfctr.training.distill import DISTILL_EPOCHS, DISTILL_LEARNING_RATE, FINETUNE_EPOCHS
     from tfctr.training.distribute import STRATEGIES
 
     parser = argparse.ArgumentParser(prog="tfctr", description="CTR models from Parquet to TF Serving.")
@@ -288,10 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--type", choices=["inner", "outer", "kernel"], help="DAGFM interaction type")
     p.add_argument("--alpha", type=float, default=0.1, help="weight of the label BCE")
     p.add_argument("--beta", type=float, default=921.6, help="weight of the squared logit gap")
-    p.add_argument("--epochs", type=int, default=5, help="distillation epochs")
-    p.add_argument("--finetune-epochs", type=int, default=5, help="fine-tuning epochs (0 = no KD-DAGFM+ stage)")
+    p.add_argument("--epochs", type=int, default=DISTILL_EPOCHS,
+                   help="at most this many distillation epochs (it stops when the student stops getting closer to the "
+                        "teacher on the validation split)")
+    p.add_argument("--finetune-epochs", type=int, default=FINETUNE_EPOCHS,
+                   help="at most this many fine-tuning epochs on labels (0 = no KD-DAGFM+ stage)")
     p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
+    p.add_argument("--learning-rate", type=float, default=DISTILL_LEARNING_RATE, help="Adam rate of the distillation")
     p.add_argument("--finetune-learning-rate", type=float, help="default: a tenth of --learning-rate")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--patience", type=int, default=2)
