@@ -164,7 +164,9 @@ def export_saved_model(model_or_run, spec: FeatureSpec | None, base_path, name: 
     """Exports a model (or a run directory of ``tfctr train``) to ``base_path/name/<version>/``.
 
     Args:
-        model_or_run: a ``tf.keras.Model`` with a ``"logit"`` layer, or a run directory.
+        model_or_run: a ``tf.keras.Model`` with a ``"logit"`` layer (its model card then holds what
+            ``tfctr.models.build`` recorded: name and hyper-parameters), a run directory or the ``TrainResult`` of
+            ``tfctr.training.train`` (the card then also holds the run's metrics).
         spec: the fitted FeatureSpec of the model (``None`` for a run directory: its own spec is used).
         base_path: TF Serving's ``--model_base_path`` parent directory.
         name: the model name (a directory under base_path).
@@ -174,6 +176,8 @@ def export_saved_model(model_or_run, spec: FeatureSpec | None, base_path, name: 
         The path of the written version.
     """
     card = {"model": None, "hyper_parameters": {}, "metrics": {}}
+    if hasattr(model_or_run, "run_dir"):  # a TrainResult: export its run directory (model, spec, metrics)
+        model_or_run = model_or_run.run_dir
     if isinstance(model_or_run, (str, os.PathLike)):
         from tfctr.training import load_run
 
@@ -185,6 +189,7 @@ def export_saved_model(model_or_run, spec: FeatureSpec | None, base_path, name: 
                     metrics=run.metrics)
     else:
         model = model_or_run
+        card.update(json.loads(getattr(model, "tfctr_card", "{}")))  # what tfctr.models.build recorded
     if spec is None:
         raise ValueError("export_saved_model needs the FeatureSpec of the model")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):

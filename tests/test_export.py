@@ -186,3 +186,19 @@ def test_export_is_world_readable_and_cleans_killed_staging(small_spec, tmp_path
     version = export_saved_model(models.build("lr", small_spec), small_spec, tmp_path, "ctr")
     assert not killed.exists() and running.exists()
     assert stat.S_IMODE(version.stat().st_mode) == 0o755
+
+
+def test_model_card_from_the_python_api(small_data, small_spec, tmp_path):
+    from tfctr import models
+    from tfctr.export import export_saved_model
+    from tfctr.training import train
+
+    built = export_saved_model(models.build("wdl", small_spec, hidden_units=[8]), small_spec, tmp_path, "built")
+    card = json.loads((built / "assets.extra" / "model_card.json").read_text())
+    assert card["model"] == "wdl" and card["hyper_parameters"]["hidden_units"] == [8]
+    assert card["hyper_parameters"]["embedding_dim"] == 16  # the defaults are recorded too
+    result = train(small_data["train"], small_data["valid"], tmp_path / "run", model="lr", spec=small_spec, epochs=1,
+                   verbose=0)
+    trained = export_saved_model(result, None, tmp_path, "trained")  # a TrainResult, as train returns it
+    card = json.loads((trained / "assets.extra" / "model_card.json").read_text())
+    assert card["model"] == "lr" and card["metrics"]["valid"]["model"]["auc"] == result.metrics["valid"]["model"]["auc"]

@@ -1,6 +1,7 @@
 """Model registry: ``build(name, spec, **hyper_parameters)`` for every model registered by a short name."""
 
 import inspect
+import json
 
 _BUILDERS = {}
 _TRAINING = {}
@@ -47,11 +48,15 @@ def _builder(name: str):
 def build(name: str, spec, **hp):
     """Builds the uncompiled functional model ``name`` for a fitted FeatureSpec.
 
-    Its output is the click probability (layer ``"probability"``); the pre-sigmoid layer is ``"logit"``.
+    Its output is the click probability (layer ``"probability"``); the pre-sigmoid layer is ``"logit"``. The
+    model's ``tfctr_card`` (JSON text) records its name and hyper-parameters for the exported model card.
     """
     spec.require_fitted()
     accepted = hyper_parameters(name)
     unknown = sorted(set(hp) - set(accepted))
     if unknown:
         raise TypeError(f"model '{name}' has no hyper-parameters {unknown}; it accepts {sorted(accepted)}")
-    return _builder(name)(spec, **hp)
+    model = _builder(name)(spec, **hp)
+    # what export_saved_model writes into model_card.json for a model exported straight from Python
+    model.tfctr_card = json.dumps({"model": name, "hyper_parameters": {**accepted, **hp}}, default=list)
+    return model
