@@ -183,7 +183,7 @@ def export_saved_model(model_or_run, spec: FeatureSpec | None, base_path, name: 
 
         run = load_run(model_or_run)
         model, spec = run.model, spec or run.spec
-        config_path = Path(model_or_run) / "config.json"
+        config_path = run.run_dir / "config.json"
         config = json.loads(config_path.read_text()) if config_path.exists() else {}
         card.update(model=config.get("model"), hyper_parameters=config.get("hyper_parameters", {}),
                     metrics=run.metrics)

@@ -139,6 +139,7 @@ def test_distilled_student_matches_its_teacher(kd_runs):
 def test_exported_student_has_no_teacher_and_predicts_like_in_process(kd_runs, tmp_path):
     root, paths, _ = kd_runs
     run = load_run(root / "kd" / "finetuned")
+    assert load_run(root / "kd").run_dir == root / "kd" / "finetuned"  # distill's --out: its final stage
     assert [layer.name for layer in run.model.layers if "cin" in layer.name] == []
     exported = export_saved_model(run.model, run.spec, tmp_path, "student")
     loaded = tf.saved_model.load(str(exported))

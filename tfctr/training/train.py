@@ -289,11 +289,22 @@ def train(
     return TrainResult(run_dir, net, spec, metrics)
 
 
+def final_stage(run_dir: Path) -> Path:
+    """The run directory itself, or for the output of ``tfctr distill`` (which holds one run per stage) its last
+    stage: ``finetuned`` when it exists, else ``distilled``."""
+    if not (run_dir / "model.keras").exists():
+        for stage in ("finetuned", "distilled"):
+            if (run_dir / stage / "model.keras").exists():
+                return run_dir / stage
+    return run_dir
+
+
 def load_run(run_dir) -> TrainResult:
-    """Loads the model, spec and metrics of a run directory written by ``train``."""
+    """Loads the model, spec and metrics of a run directory written by ``train`` (or ``search-fusion``; for a
+    ``distill`` output, its final stage)."""
     import tfctr.layers  # noqa: F401  (registers the layers for deserialisation)
 
-    run_dir = Path(run_dir)
+    run_dir = final_stage(Path(run_dir))
     for name in ("spec.json", "model.keras"):
         if not (run_dir / name).exists():
             raise FileNotFoundError(f"'{run_dir}' is not a tfctr run directory: {name} is missing")
