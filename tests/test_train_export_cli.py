@@ -84,6 +84,19 @@ def test_train_cli_reports_bad_input(small_data, tmp_path):
     assert done.returncode == 2 and "label column 'clicked' is not in the schema" in done.stderr
 
 
+@pytest.mark.parametrize("hp, message", [
+    ("hidden_units=256,128", "--hp hidden_units=256,128: the value is not JSON"),
+    ("hiden_units=[8]", "model 'wdl' has no hyper-parameters ['hiden_units']"),
+])
+def test_bad_hyper_parameters_are_one_line_errors(small_data, tmp_path, hp, message, capsys):
+    from tfctr.cli import main
+
+    code = main(["train", "--model", "wdl", "--train", small_data["train"], "--valid", small_data["valid"],
+                 "--out", str(tmp_path / "run"), "--epochs", "1", "--verbose", "0", "--hp", hp])
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and message in error and len(error.splitlines()) == 1, error
+
+
 class _Crash(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch == 0:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,11 +15,16 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 
-def _hp_value(text: str):
+def _hp_value(name: str, text: str):
+    """A ``--hp`` value: JSON, or a bare word taken as a string (``structure=parallel``); anything else is an
+    error, so ``hidden_units=256,128`` is not silently the string "256,128"."""
     try:
         return json.loads(text)
     except json.JSONDecodeError:
-        return text
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", text):
+            return text
+        raise ValueError(f"--hp {name}={text}: the value is not JSON (a list is {name}=[...], a string a bare word "
+                         f"or JSON \"...\")") from None
 
 
 def _parse_hp(items) -> dict:
@@ -32,7 +38,7 @@ def _parse_hp(items) -> dict:
         if "=" not in item:
             raise SystemExit(f"--hp expects NAME=VALUE (JSON value) or a JSON file, got {item!r}")
         key, value = item.split("=", 1)
-        hp[key] = _hp_value(value)
+        hp[key] = _hp_value(key, value)
     return hp
 
 
@@ -386,7 +392,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError, ImportError) as err:
+    except (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, ImportError) as err:
         print(f"tfctr {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0
