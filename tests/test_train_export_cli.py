@@ -84,6 +84,20 @@ def test_train_cli_reports_bad_input(small_data, tmp_path):
     assert done.returncode == 2 and "label column 'clicked' is not in the schema" in done.stderr
 
 
+def test_a_finished_run_is_not_overwritten_unless_asked(small_data, tmp_path):
+    args = dict(train=small_data["train"], valid=small_data["valid"], out=str(tmp_path / "run"), model="lr",
+                epochs=1, batch_size=2048, verbose=0)
+    first = train(**args)
+    with pytest.raises(FileExistsError, match="holds a finished run.*--overwrite"):
+        train(**args)
+    assert (tmp_path / "run" / "model.keras").stat().st_mtime == (first.run_dir / "model.keras").stat().st_mtime
+    again = train(**args, overwrite=True)
+    assert len(list((again.run_dir / "logs" / "train").iterdir())) == 1  # one run's curves, not two
+    with pytest.raises(Exception, match="label"):  # failed checks leave no empty run directory behind
+        train(**dict(args, out=str(tmp_path / "bad"), label="clicked"))
+    assert not (tmp_path / "bad").exists()
+
+
 @pytest.mark.parametrize("hp, message", [
     ("hidden_units=256,128", "--hp hidden_units=256,128: the value is not JSON"),
     ("hiden_units=[8]", "model 'wdl' has no hyper-parameters ['hiden_units']"),

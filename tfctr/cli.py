@@ -73,7 +73,7 @@ def _training_args(args) -> dict:
 def _cmd_train(args):
     from tfctr.training import train
 
-    result = train(out=args.out, **_training_args(args))
+    result = train(out=args.out, overwrite=args.overwrite, **_training_args(args))
     print(json.dumps(result.metrics, indent=1))
 
 
@@ -266,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="fit the spec and train a model with model.fit")
     add_training_options(p, available(), STRATEGIES)
-    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--out", required=True, help="run directory (a killed run in it is resumed)")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out (else an error)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("tune", help="search a model's hyper-parameters with Optuna; writes OUT/best_hp.json")

@@ -37,7 +37,7 @@ def run_demo(out_dir="demo_out", train_rows: int = 200_000, epochs: int = 3, che
 
     print("== 2. train DCNv2 with model.fit")
     result = train(paths["train"], paths["valid"], out / "run", model="dcnv2", test=paths["test"], epochs=epochs,
-                   batch_size=1024, learning_rate=1e-3, seed=0, verbose=2)
+                   batch_size=1024, learning_rate=1e-3, seed=0, verbose=2, overwrite=True)
     test = result.metrics["test"]
     print(f"   test rows {test['model']['rows']}:  AUC {test['model']['auc']:.4f}  logloss "
           f"{test['model']['logloss']:.4f}   |  Bayes-optimal AUC {test['bayes_optimal']['auc']:.4f}  logloss "

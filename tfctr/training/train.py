@@ -187,6 +187,7 @@ def train(
     strategy: str = "default",
     mixed_precision: bool = False,
     min_shard_bytes: int = 1 << 20,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Trains model ``model`` on Parquet data and writes the run directory ``out``.
 
@@ -229,14 +230,21 @@ def train(
             and losses stay float32.
         min_shard_bytes: under ``parameter_server``, variables of at least twice this size are split row-wise
             over the parameter servers.
+        overwrite: replace a finished run in ``out`` (without it that is an error; a killed run, which still has
+            its ``backup/``, is resumed either way).
     """
     role = distribute.ClusterRole.from_environment()
     if strategy == "parameter_server" and role.task_type in ("worker", "ps"):
         distribute.serve_cluster_task()  # runs until the cluster is torn down
     set_seed(seed)
     run_dir = Path(out)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if (run_dir / "model.keras").exists() and not (run_dir / "backup").exists() and role.is_chief:
+        if not overwrite:
+            raise FileExistsError(f"'{run_dir}' holds a finished run; choose another --out, or pass --overwrite "
+                                  "(overwrite=True) to replace it")
+        shutil.rmtree(run_dir)  # the old run's logs too, so TensorBoard shows one run
     spec = resolve_spec(train, spec, label, overrides, exclude, oracle_column, seed)
+    run_dir.mkdir(parents=True, exist_ok=True)  # only once the arguments and the data have been checked
     if verbose and role.is_chief:
         print(f"tfctr train: {model} on {len(spec.features)} features\n{spec.describe()}", flush=True)
 
