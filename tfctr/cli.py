@@ -241,7 +241,12 @@ def add_training_options(p, models, strategies):
 
 def build_parser() -> argparse.ArgumentParser:
     from tfctr.models import available
-    from tfctr.training.distill import DISTILL_EPOCHS, DISTILL_LEARNING_RATE, FINETUNE_EPOCHS
+    from tfctr.training.distill import (
+        DISTILL_EPOCHS,
+        DISTILL_LEARNING_RATE,
+        FINETUNE_EPOCHS,
+        FINETUNE_LEARNING_RATE,
+    )
     from tfctr.training.distribute import STRATEGIES
 
     parser = argparse.ArgumentParser(prog="tfctr", description="CTR models from Parquet to TF Serving.")
@@ -303,7 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at most this many fine-tuning epochs on labels (0 = no KD-DAGFM+ stage)")
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--learning-rate", type=float, default=DISTILL_LEARNING_RATE, help="Adam rate of the distillation")
-    p.add_argument("--finetune-learning-rate", type=float, help="default: a tenth of --learning-rate")
+    p.add_argument("--finetune-learning-rate", type=float, default=FINETUNE_LEARNING_RATE,
+                   help="Adam rate of the fine-tuning, embeddings trainable")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--patience", type=int, default=2)
     p.add_argument("--hp", nargs="*", metavar="NAME=VALUE", help="student hyper-parameters, values as JSON")

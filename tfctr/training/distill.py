@@ -48,6 +48,9 @@ from tfctr.utils import set_seed
 DISTILL_EPOCHS = 30
 DISTILL_LEARNING_RATE = 1e-2
 FINETUNE_EPOCHS = 10
+# fine-tuning makes the embeddings trainable: at 1e-3 the same student lost 0.009 validation AUC in its first
+# epoch (0.6180 -> 0.6094); 1e-4 is the rate that improved the former 5-epoch student (0.6044 -> 0.6201 test AUC)
+FINETUNE_LEARNING_RATE = 1e-4
 
 
 def copy_embedding(teacher: tf.keras.Model, student: tf.keras.Model, layer: str = EMBEDDING_LAYER):
@@ -159,7 +162,7 @@ def distill(
     finetune_epochs: int = FINETUNE_EPOCHS,
     batch_size: int = 1024,
     learning_rate: float = DISTILL_LEARNING_RATE,
-    finetune_learning_rate: float | None = None,
+    finetune_learning_rate: float = FINETUNE_LEARNING_RATE,
     seed: int = 0,
     patience: int = 2,
     distill_monitor: str = "kd_mse",
@@ -184,8 +187,8 @@ def distill(
         finetune_epochs: KD-DAGFM+ fine-tuning epochs on labels alone, embeddings trainable (0 skips the stage);
             model selection keeps the best epoch, and the distilled weights when no epoch beats their validation
             AUC − logloss.
-        learning_rate: Adam learning rate of the distillation; ``finetune_learning_rate`` (default a tenth of it:
-            the embeddings become trainable and a full step overfits them) of the fine-tuning.
+        learning_rate: Adam learning rate of the distillation; ``finetune_learning_rate`` (default 1e-4: the
+            embeddings become trainable and a larger step overfits them at once) of the fine-tuning.
 
     Every stage's run directory has the layout of ``tfctr train``'s, so ``tfctr export`` exports either
     student. ``out/summary.json`` compares teacher, distilled and fine-tuned students (exact AUC/logloss,
@@ -229,7 +232,6 @@ def distill(
     if finetune_epochs > 0:
         tuned = tf.keras.models.clone_model(net)
         tuned.set_weights(net.get_weights())
-        finetune_learning_rate = finetune_learning_rate or learning_rate / 10
         compile_ctr(tuned, finetune_learning_rate)
         stage_dir = out / "finetuned"
         stage_dir.mkdir(parents=True, exist_ok=True)
