@@ -69,6 +69,17 @@ def input_dtypes(loaded: LoadedVersion, signature: str) -> dict[str, tf.DType]:
     return {k: tf.dtypes.as_dtype(v.dtype) for k, v in loaded.signature_defs[signature].inputs.items()}
 
 
+def check_known_inputs(names, signature: str, expected) -> None:
+    """INVALID_ARGUMENT naming (at most ten of) the ``names`` the signature does not take, before any value of
+    them is converted."""
+    unknown = sorted(set(names) - set(expected))
+    if unknown:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"unknown inputs [{', '.join(shown(k) for k in unknown[:10])}]"
+                           f"{' and more' if len(unknown) > 10 else ''}; signature {shown(signature)} takes "
+                           f"{sorted(expected)}")
+
+
 def check_inputs(loaded: LoadedVersion, signature: str, arrays: dict, max_rows: int = DEFAULT_MAX_ROWS) -> int:
     """Checks input names, shapes and the row limit against the signature; returns the batch size."""
     expected = set(loaded.signature_defs[signature].inputs)
@@ -76,12 +87,7 @@ def check_inputs(loaded: LoadedVersion, signature: str, arrays: dict, max_rows: 
     if expected - given:
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                            f"missing inputs {sorted(expected - given)} for signature {shown(signature)}")
-    if given - expected:
-        unknown = sorted(given - expected)
-        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"unknown inputs [{', '.join(shown(k) for k in unknown[:10])}]"
-                           f"{' and more' if len(unknown) > 10 else ''}; signature {shown(signature)} takes "
-                           f"{sorted(expected)}")
+    check_known_inputs(given, signature, expected)
     for key, value in arrays.items():
         if value.ndim != 1:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,

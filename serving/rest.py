@@ -29,6 +29,7 @@ from tfctr.serving.repository import ModelRepository
 from tfctr.serving.requests import (
     DEFAULT_MAX_ROWS,
     RequestError,
+    check_known_inputs,
     graph_error,
     input_dtypes,
     resolve,
@@ -86,11 +87,7 @@ def predict_json(repository: ModelRepository, model: str, version: int | None, b
         columns = body["inputs"]
         if not isinstance(columns, dict):
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, '"inputs" must be an object of columns')
-    unknown = sorted(name for name in columns if name not in dtypes)
-    if unknown:  # named before any value is converted
-        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"unknown inputs [{', '.join(shown(k) for k in unknown[:10])}]; signature "
-                           f"{shown(signature)} takes {sorted(dtypes)}")
+    check_known_inputs(columns, signature, dtypes)
     arrays = {name: _typed(name, values if isinstance(values, list) else [values], dtypes[name])
               for name, values in columns.items()}
     outputs = {k: _jsonable(v) for k, v in run_predict(loaded, signature, arrays, batcher=batcher,

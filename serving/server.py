@@ -35,12 +35,12 @@ from tfctr.serving.repository import ModelRepository
 from tfctr.serving.requests import (
     DEFAULT_MAX_ROWS,
     RequestError,
+    check_known_inputs,
     check_method,
     graph_error,
     input_dtypes,
     resolve,
     run_predict,
-    shown,
 )
 from tfctr.serving.tensors import decode_input
 
@@ -103,11 +103,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request):
         loaded, name = self.handler.resolve(request.model_spec, "serving_default")
         dtypes = input_dtypes(loaded, name)
-        unknown = [key for key in request.inputs if key not in dtypes]
-        if unknown:  # named before any value is decoded
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"unknown inputs [{', '.join(shown(k) for k in sorted(unknown)[:10])}]; signature "
-                               f"{shown(name)} takes {sorted(dtypes)}")
+        check_known_inputs(request.inputs, name, dtypes)  # named before any value is decoded
         arrays = {key: decode_input(key, proto, dtypes[key], self.max_rows) for key, proto in request.inputs.items()}
         outputs = run_predict(loaded, name, arrays, request.output_filter, self.batcher, self.max_rows)
         response = predict_pb2.PredictResponse(model_spec=self.handler.spec_of(loaded, request.model_spec, name))

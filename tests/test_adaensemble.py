@@ -57,12 +57,17 @@ def test_densemoe_and_routing_metrics_callback(small_data, small_spec):
     assert "exit_depth_1" not in history.history
 
 
-def test_bilevel_step_updates_routers_on_validation_and_the_rest_on_training(small_data, small_spec):
+def _bilevel_setup(small_data, small_spec, rows):
+    """A seeded adaensemble without jitter, one training and one validation batch, and its router variables."""
     tf.keras.utils.set_random_seed(0)
     network = models.build("adaensemble", small_spec, **dict(SMALL_ENSEMBLE, jitter=0.0))
-    train_batch = next(iter(parquet_dataset(small_data["train"], small_spec, 256)))
-    valid_batch = next(iter(parquet_dataset(small_data["valid"], small_spec, 256)))
-    routers = router_variables(network)
+    train_batch = next(iter(parquet_dataset(small_data["train"], small_spec, rows)))
+    valid_batch = next(iter(parquet_dataset(small_data["valid"], small_spec, rows)))
+    return network, train_batch, valid_batch, router_variables(network)
+
+
+def test_bilevel_step_updates_routers_on_validation_and_the_rest_on_training(small_data, small_spec):
+    network, train_batch, valid_batch, routers = _bilevel_setup(small_data, small_spec, 256)
     assert routers and all("gate" in v.name for v in routers)
     others = [v for v in network.trainable_variables if all(v is not r for r in routers)]
     before_routers = [v.numpy() for v in routers]
@@ -91,11 +96,7 @@ def test_bilevel_step_updates_routers_on_validation_and_the_rest_on_training(sma
 
 
 def test_router_every_n_updates_the_routers_on_every_nth_step_only(small_data, small_spec):
-    tf.keras.utils.set_random_seed(0)
-    network = models.build("adaensemble", small_spec, **dict(SMALL_ENSEMBLE, jitter=0.0))
-    train_batch = next(iter(parquet_dataset(small_data["train"], small_spec, 128)))
-    valid_batch = next(iter(parquet_dataset(small_data["valid"], small_spec, 128)))
-    routers = router_variables(network)
+    network, train_batch, valid_batch, routers = _bilevel_setup(small_data, small_spec, 128)
     bilevel = BilevelTraining(network, tf.keras.optimizers.SGD(0.1), router_every=3)
     bilevel.compile(optimizer=tf.keras.optimizers.SGD(0.0))
     inputs = BilevelTraining.pair(tf.data.Dataset.from_tensors(train_batch), tf.data.Dataset.from_tensors(valid_batch))
