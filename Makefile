@@ -21,7 +21,7 @@ $(VENV)/.installed-bench: setup.py $(BIN)/python
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check tfctr export serving tests bench
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q --durations=40 tests
 
 demo: $(VENV)/.installed-test
 	$(BIN)/tfctr demo --out demo_out
