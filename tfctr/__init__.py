@@ -19,7 +19,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def _check_keras_2():
     if "tensorflow" not in sys.modules:
-        import tensorflow  # noqa: F401  (first import, with the variable set)
+        from tfctr._quiet import native_stderr_hidden
+
+        with native_stderr_hidden():  # TensorFlow's native start-up lines (TFCTR_TF_LOGS=1 shows them)
+            import tensorflow  # noqa: F401  (first import, with the variable set)
     import tensorflow as tf
 
     keras_module = str(getattr(tf.keras, "__name__", ""))

@@ -52,22 +52,31 @@ def _cmd_synth(args):
     print(json.dumps(paths, indent=1))
 
 
+def _common_args(args) -> dict:
+    """Keyword arguments of the options every training command shares (``add_common_options``); options left
+    unset take the Python function's own default."""
+    optional = {"batch_size": args.batch_size, "learning_rate": args.learning_rate,
+                "embedding_dim": args.embedding_dim, "patience": args.patience}
+    return dict(train=args.train, valid=args.valid, test=args.test, label=args.label, spec=args.spec,
+                exclude=args.exclude, epochs=args.epochs, seed=args.seed, verbose=args.verbose,
+                strategy=args.strategy, mixed_precision=args.mixed_precision, min_shard_bytes=args.min_shard_bytes,
+                **{k: v for k, v in optional.items() if v is not None})
+
+
 def _training_args(args) -> dict:
-    """``train`` keyword arguments of the shared training options (``add_training_options``)."""
+    """``train`` keyword arguments of the common options and ``add_model_options``."""
     from tfctr.training.tuning import TRAINING_KEYS
 
     values = _parse_hp(args.hp)
     training = {k: values.pop(k) for k in TRAINING_KEYS if k in values}  # from a --hp file
-    explicit = {"learning_rate": args.learning_rate, "batch_size": args.batch_size, "l2_net": args.l2_net}
-    training.update({k: v for k, v in explicit.items() if v is not None})
-    return dict(train=args.train, valid=args.valid, test=args.test, model=args.model, label=args.label,
-                epochs=args.epochs, embedding_dim=args.embedding_dim, seed=args.seed, monitor=args.monitor,
-                patience=args.patience, lr_reductions=args.lr_reductions, clipnorm=args.clipnorm or None,
-                routing=args.routing, router_learning_rate=args.router_learning_rate,
-                router_every=args.router_every, anneal_steps=args.anneal_steps,
-                spec=args.spec, exclude=args.exclude, hyper_params=values, verbose=args.verbose,
-                strategy=args.strategy, mixed_precision=args.mixed_precision, min_shard_bytes=args.min_shard_bytes,
-                **training)
+    common = _common_args(args)
+    explicit = {k: common.pop(k) for k in ("learning_rate", "batch_size") if k in common}
+    if args.l2_net is not None:
+        explicit["l2_net"] = args.l2_net
+    training.update(explicit)
+    return dict(common, model=args.model, monitor=args.monitor, lr_reductions=args.lr_reductions,
+                clipnorm=args.clipnorm or None, routing=args.routing, router_learning_rate=args.router_learning_rate,
+                router_every=args.router_every, anneal_steps=args.anneal_steps, hyper_params=values, **training)
 
 
 def _cmd_train(args):
@@ -108,25 +117,20 @@ def _cmd_distill(args):
     params = _parse_hp(args.hp)
     if args.type:
         params["interaction_type"] = args.type
-    result = distill(args.teacher, args.train, args.valid, args.out, student=args.student, student_params=params,
-                     test=args.test, alpha=args.alpha, beta=args.beta, epochs=args.epochs,
-                     finetune_epochs=args.finetune_epochs, batch_size=args.batch_size,
-                     learning_rate=args.learning_rate, finetune_learning_rate=args.finetune_learning_rate,
-                     seed=args.seed, patience=args.patience, verbose=args.verbose)
+    result = distill(args.teacher, out=args.out, overwrite=args.overwrite, student=args.student,
+                     student_params=params, alpha=args.alpha, beta=args.beta, finetune_epochs=args.finetune_epochs,
+                     finetune_learning_rate=args.finetune_learning_rate, **_common_args(args))
     print(json.dumps(result.summary, indent=1))
 
 
 def _cmd_search_fusion(args):
     from tfctr.training import search_fusion
 
-    result = search_fusion(args.train, args.valid, args.out, test=args.test, num_levels=args.levels,
-                           selection=args.selection, algorithm=args.algorithm, retrain_init=args.retrain_init,
-                           embedding_dim=args.embedding_dim, epochs=args.epochs, retrain_epochs=args.retrain_epochs,
-                           batch_size=args.batch_size, learning_rate=args.learning_rate,
-                           arch_learning_rate=args.arch_learning_rate,
+    result = search_fusion(out=args.out, overwrite=args.overwrite, num_levels=args.levels, selection=args.selection,
+                           algorithm=args.algorithm, retrain_init=args.retrain_init,
+                           retrain_epochs=args.retrain_epochs, arch_learning_rate=args.arch_learning_rate,
                            embedding_learning_rate=args.embedding_learning_rate, l2_embedding=args.l2_embedding,
-                           retrain_learning_rate=args.retrain_learning_rate, seed=args.seed,
-                           patience=args.patience, verbose=args.verbose)
+                           retrain_learning_rate=args.retrain_learning_rate, **_common_args(args))
     print(json.dumps(result.metrics, indent=1))
 
 
@@ -153,13 +157,20 @@ def _cmd_serve(args):
 
 
 def _cmd_predict(args):
+    import grpc
     import pyarrow.parquet as pq
 
     from tfctr.serving import Client
 
     host, _, port = args.server.rpartition(":")
-    with Client(host or "127.0.0.1", int(port), args.model_name, timeout=args.timeout) as client:
-        outputs = client.predict(pq.read_table(args.input))
+    if not port.isdigit():
+        raise ValueError(f"--server {args.server!r}: expected HOST:PORT")
+    rows = pq.read_table(args.input)
+    try:
+        with Client(host or "127.0.0.1", int(port), args.model_name, timeout=args.timeout) as client:
+            outputs = client.predict(rows)
+    except grpc.RpcError as err:
+        raise ConnectionError(f"{args.server} answered {err.code().name}: {err.details()}") from None
     if args.output:
         import pyarrow as pa
 
@@ -186,57 +197,83 @@ def _cmd_bench(args):
         raise FileNotFoundError(f"tfctr bench runs the benchmark suite of a source checkout ({path} is missing): "
                                 "clone the repository and `pip install -e .` there")
     command = [sys.executable, str(path), *flags] + (["--only", *args.only] if args.only else [])
-    raise SystemExit(subprocess.run(command, cwd=path.parent).returncode)
+    raise SystemExit(subprocess.run(command, cwd=path.parent, stderr=sys.stderr).returncode)
 
 
-def add_training_options(p, models, strategies):
-    """The data and training options of every command that trains (``train``, ``tune``), with one set of
-    defaults: those of ``tfctr.training.train``."""
+class DefaultsShown(argparse.HelpFormatter):
+    """Help lines end with the option's default, when it has one worth showing."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default not in (None, False, [], argparse.SUPPRESS) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def add_common_options(p, strategies, *, epochs: int, epochs_help: str, learning_rate_help: str,
+                       patience_help: str, embedding_dim_help: str):
+    """The data, schedule and runtime options of every command that trains (``train``, ``tune``, ``distill``,
+    ``search-fusion``): one definition, passed to the Python functions by ``_common_args``. Options without a
+    default here take the function's own (named in their help)."""
+    data = p.add_argument_group("data")
+    data.add_argument("--train", required=True, help="training split: Parquet file, directory or glob")
+    data.add_argument("--valid", required=True, help="validation split (model selection), as --train")
+    data.add_argument("--test", help="test split, evaluated once at the end (optional)")
+    data.add_argument("--label", default="label", help="the 0/1 label column")
+    data.add_argument("--spec", help="a spec.json (from tfctr spec, fitted or not) instead of inferring one")
+    data.add_argument("--exclude", nargs="*", default=[], help="columns that are not features")
+    schedule = p.add_argument_group("schedule")
+    schedule.add_argument("--epochs", type=int, default=epochs, help=epochs_help)
+    schedule.add_argument("--batch-size", type=int, help="global batch size (default 1024)")
+    schedule.add_argument("--learning-rate", type=float, help=learning_rate_help)
+    schedule.add_argument("--embedding-dim", type=int, help=embedding_dim_help)
+    schedule.add_argument("--patience", type=int, help=patience_help)
+    schedule.add_argument("--seed", type=int, default=0, help="seeds initialisation and shuffling")
+    runtime = p.add_argument_group("runtime")
+    runtime.add_argument("--strategy", choices=list(strategies), default="default",
+                         help="tf.distribute strategy: mirrored = every local GPU; multi_worker and parameter_server "
+                              "read the cluster from TF_CONFIG (run the same command on every task). --batch-size is "
+                              "the global batch, except under parameter_server where it is one worker's step")
+    runtime.add_argument("--mixed-precision", action="store_true",
+                         help="float16 (GPU) / bfloat16 (CPU) compute, float32 variables, logits and losses")
+    runtime.add_argument("--min-shard-bytes", type=int, default=1 << 20,
+                         help="parameter_server: variables of at least twice this size are split over the ps tasks")
+    runtime.add_argument("--verbose", type=int, default=1, help="0 silent, 1 progress bars, 2 one line per epoch")
+
+
+def add_model_options(p, models):
+    """The options of the commands that train one registered model (``train``, ``tune``)."""
     from tfctr.training.selection import DEFAULT_MONITOR, TRAINING_MONITORS
-    from tfctr.training.train import DEFAULT_CLIPNORM, DEFAULT_EPOCHS, DEFAULT_PATIENCE
+    from tfctr.training.train import DEFAULT_CLIPNORM
 
-    p.add_argument("--train", required=True, help="Parquet file, directory or glob")
-    p.add_argument("--valid", required=True)
-    p.add_argument("--test")
-    p.add_argument("--label", default="label")
-    p.add_argument("--model", default="dcnv2", choices=models)
-    p.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help="at most this many epochs (model selection "
-                   "usually stops earlier)")
-    p.add_argument("--batch-size", type=int, help="global batch size (default 1024)")
-    p.add_argument("--learning-rate", type=float, help="Adam's learning rate (default: the model's recommended "
-                   "rate, 1e-3 for most, 1e-2 for lr)")
-    p.add_argument("--embedding-dim", type=int)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--monitor", choices=list(TRAINING_MONITORS), default=DEFAULT_MONITOR,
-                   help="validation score that selects the epoch, lowers the learning rate and stops training")
-    p.add_argument("--patience", type=int, default=DEFAULT_PATIENCE,
-                   help="epochs without improvement of --monitor before the learning rate drops or training stops")
-    p.add_argument("--lr-reductions", type=int, default=1,
-                   help="plateaus that divide the learning rate by 10 (from the best epoch) before training stops")
-    p.add_argument("--clipnorm", type=float, default=DEFAULT_CLIPNORM,
-                   help="clip the gradient to this global norm (0 = no clipping)")
-    p.add_argument("--l2-net", type=float, help="L2 penalty on the network weights, embeddings excluded (default 0)")
-    p.add_argument("--routing", choices=["joint", "bilevel"], default="joint",
-                   help="models with routers (adaensemble): joint = routers learn with everything else; bilevel = "
-                        "routers learn on validation batches, the rest on training batches (AdaEnsemble's Alg. 2)")
-    p.add_argument("--router-learning-rate", type=float, default=1e-3, help="bilevel: Adam rate of the routers")
-    p.add_argument("--router-every", type=int, default=1, help="bilevel: update the routers every N training steps")
-    p.add_argument("--anneal-steps", type=int,
-                   help="sparse MoE layers start dense and drop one expert every N steps down to their k")
-    p.add_argument("--spec", help="a spec.json (from tfctr spec, fitted or not) instead of inferring one")
-    p.add_argument("--exclude", nargs="*", default=[], help="columns that are not features")
-    p.add_argument("--hp", nargs="*", metavar="NAME=VALUE|FILE.json",
-                   help="model hyper-parameters as NAME=VALUE (JSON values), or a JSON file of them such as "
-                        "tune's best_hp.json (its learning_rate/batch_size/l2_net set the training options)")
-    p.add_argument("--strategy", choices=list(strategies), default="default",
-                   help="tf.distribute strategy: mirrored = every local GPU; multi_worker and parameter_server read "
-                        "the cluster from TF_CONFIG (run the same command on every task). --batch-size is the "
-                        "global batch, except under parameter_server where it is one worker's step")
-    p.add_argument("--mixed-precision", action="store_true",
-                   help="float16 (GPU) / bfloat16 (CPU) compute, float32 variables, logits and losses")
-    p.add_argument("--min-shard-bytes", type=int, default=1 << 20,
-                   help="parameter_server: variables of at least twice this size are split over the ps tasks")
-    p.add_argument("--verbose", type=int, default=1)
+    model = p.add_argument_group("model")
+    model.add_argument("--model", default="dcnv2", choices=models, help="a registered model")
+    model.add_argument("--hp", nargs="*", metavar="NAME=VALUE|FILE.json",
+                       help="model hyper-parameters as NAME=VALUE (JSON values), or a JSON file of them such as "
+                            "tune's best_hp.json (its learning_rate/batch_size/l2_net set the training options)")
+    model.add_argument("--monitor", choices=list(TRAINING_MONITORS), default=DEFAULT_MONITOR,
+                       help="validation score that selects the epoch, lowers the learning rate and stops training")
+    model.add_argument("--lr-reductions", type=int, default=1,
+                       help="plateaus that divide the learning rate by 10 (from the best epoch) before training stops")
+    model.add_argument("--clipnorm", type=float, default=DEFAULT_CLIPNORM,
+                       help="clip the gradient to this global norm (0 = no clipping)")
+    model.add_argument("--l2-net", type=float, help="L2 penalty on the network weights, embeddings excluded "
+                       "(default 0)")
+    model.add_argument("--routing", choices=["joint", "bilevel"], default="joint",
+                       help="models with routers (adaensemble): joint = routers learn with everything else; bilevel "
+                            "= routers learn on validation batches, the rest on training batches (AdaEnsemble's "
+                            "Alg. 2)")
+    model.add_argument("--router-learning-rate", type=float, default=1e-3, help="bilevel: Adam rate of the routers")
+    model.add_argument("--router-every", type=int, default=1, help="bilevel: update the routers every N training "
+                       "steps")
+    model.add_argument("--anneal-steps", type=int,
+                       help="sparse MoE layers start dense and drop one expert every N steps down to their k")
+
+
+def add_out_options(p, what: str):
+    p.add_argument("--out", required=True, help=what)
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out (else an error; a "
+                   "killed run in it is resumed)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -248,117 +285,125 @@ def build_parser() -> argparse.ArgumentParser:
         FINETUNE_LEARNING_RATE,
     )
     from tfctr.training.distribute import STRATEGIES
+    from tfctr.training.train import DEFAULT_EPOCHS, DEFAULT_PATIENCE
 
     parser = argparse.ArgumentParser(prog="tfctr", description="CTR models from Parquet to TF Serving.")
+    parser.add_argument("--tf-logs", action="store_true",
+                        help="show TensorFlow's own C++ log lines (hidden by default; or set TFCTR_TF_LOGS=1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("synth", help="write Criteo-like synthetic Parquet data with a known true CTR")
-    p.add_argument("--out", required=True)
-    p.add_argument("--train-rows", type=int, default=200_000)
-    p.add_argument("--valid-rows", type=int, default=20_000)
-    p.add_argument("--test-rows", type=int, default=20_000)
-    p.add_argument("--categorical", type=int, default=26)
-    p.add_argument("--numeric", type=int, default=13)
-    p.add_argument("--lists", type=int, default=0)
-    p.add_argument("--vocabulary-size", type=int, default=1000)
+    def command(name, help_text):
+        return sub.add_parser(name, help=help_text, description=help_text,
+                              formatter_class=DefaultsShown)
+
+    p = command("synth", "write Criteo-like synthetic Parquet data with a known true CTR")
+    p.add_argument("--out", required=True, help="directory of train/, valid/ and test/")
+    p.add_argument("--train-rows", type=int, default=200_000, help="rows of the training split")
+    p.add_argument("--valid-rows", type=int, default=20_000, help="rows of the validation split")
+    p.add_argument("--test-rows", type=int, default=20_000, help="rows of the test split")
+    p.add_argument("--categorical", type=int, default=26, help="categorical fields")
+    p.add_argument("--numeric", type=int, default=13, help="numeric (count-like) fields")
+    p.add_argument("--lists", type=int, default=0, help="multi-valued (list) fields")
+    p.add_argument("--vocabulary-size", type=int, default=1000, help="values per categorical field")
     p.add_argument("--cross-vocabulary-size", type=int,
                    help="values of the fields in second/third-order terms (e.g. 200: crosses learnable from ~1M rows)")
     p.add_argument("--categorical-dtype", choices=["string", "int64"], default="string",
                    help="store categoricals as hex strings or as int64 ids")
     p.add_argument("--files", type=int, default=1, help="files per split")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the generator")
     p.set_defaults(func=_cmd_synth)
 
-    p = sub.add_parser("train", help="fit the spec and train a model with model.fit")
-    add_training_options(p, available(), STRATEGIES)
-    p.add_argument("--out", required=True, help="run directory (a killed run in it is resumed)")
-    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --out (else an error)")
+    train_epochs = dict(epochs=DEFAULT_EPOCHS, epochs_help="at most this many epochs (model selection usually stops "
+                        "earlier)", learning_rate_help="Adam's learning rate (default: the model's recommended rate, "
+                        "1e-3 for most, 1e-2 for lr)", patience_help="epochs without improvement of --monitor before "
+                        f"the learning rate drops or training stops (default {DEFAULT_PATIENCE})",
+                        embedding_dim_help="D of every field's embedding (default: the model's)")
+    p = command("train", "fit the spec and train a model with model.fit")
+    add_common_options(p, STRATEGIES, **train_epochs)
+    add_model_options(p, available())
+    add_out_options(p, "run directory (a killed run in it is resumed)")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("tune", help="search a model's hyper-parameters with Optuna; writes OUT/best_hp.json")
-    add_training_options(p, available(), STRATEGIES)
+    p = command("tune", "search a model's hyper-parameters with Optuna; writes OUT/best_hp.json")
+    add_common_options(p, STRATEGIES, **train_epochs)
+    add_model_options(p, available())
     p.add_argument("--trials", type=int, default=20, help="trials the study holds when done (resumes OUT/study.db)")
     p.add_argument("--space", help="search space JSON file (default: tfctr.training.tuning.default_space(model))")
     p.add_argument("--no-prune", action="store_true", help="run every trial to the end (no median pruning)")
-    p.add_argument("--out", required=True, help="study directory")
+    p.add_argument("--out", required=True, help="study directory (a study in it is resumed)")
     p.set_defaults(func=_cmd_tune)
 
-    p = sub.add_parser("spec", help="infer the feature spec of a training split and write it for review")
+    p = command("spec", "infer the feature spec of a training split and write it for review")
     p.add_argument("--train", required=True, help="Parquet file, directory or glob")
-    p.add_argument("--label", default="label")
+    p.add_argument("--label", default="label", help="the 0/1 label column")
     p.add_argument("--exclude", nargs="*", default=[], help="columns that are not features")
     p.add_argument("--fit", action="store_true", help="also fit vocabularies and buckets (large for big data)")
     p.add_argument("--out", required=True, help="spec JSON to write; edit it and pass it to train --spec")
     p.set_defaults(func=_cmd_spec)
 
-    p = sub.add_parser("distill", help="KD-DAGFM: distil a trained teacher run into a student, then fine-tune it")
+    p = command("distill", "KD-DAGFM: distil a trained teacher run into a student, then fine-tune it")
+    add_common_options(p, STRATEGIES, epochs=DISTILL_EPOCHS,
+                       epochs_help="at most this many distillation epochs (it stops when the student stops getting "
+                                   "closer to the teacher on the validation split)",
+                       learning_rate_help=f"Adam rate of the distillation (default {DISTILL_LEARNING_RATE})",
+                       patience_help="epochs without improvement before the rate drops or a stage stops (default 2)",
+                       embedding_dim_help="the student's D (default: the teacher's, whose table the student starts "
+                                          "from and keeps frozen while distilling; another D learns its own table)")
+    add_out_options(p, "writes OUT/distilled, OUT/finetuned and OUT/summary.json (tfctr export --run OUT exports the "
+                       "last stage)")
     p.add_argument("--teacher", required=True, help="the teacher's run directory (tfctr train --out)")
-    p.add_argument("--train", required=True)
-    p.add_argument("--valid", required=True)
-    p.add_argument("--test")
-    p.add_argument("--out", required=True, help="writes OUT/distilled, OUT/finetuned and OUT/summary.json")
-    p.add_argument("--student", default="dagfm", choices=available())
+    p.add_argument("--student", default="dagfm", choices=available(), help="the student model")
     p.add_argument("--type", choices=["inner", "outer", "kernel"], help="DAGFM interaction type")
     p.add_argument("--alpha", type=float, default=0.1, help="weight of the label BCE")
     p.add_argument("--beta", type=float, default=921.6, help="weight of the squared logit gap")
-    p.add_argument("--epochs", type=int, default=DISTILL_EPOCHS,
-                   help="at most this many distillation epochs (it stops when the student stops getting closer to the "
-                        "teacher on the validation split)")
     p.add_argument("--finetune-epochs", type=int, default=FINETUNE_EPOCHS,
                    help="at most this many fine-tuning epochs on labels (0 = no KD-DAGFM+ stage)")
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--learning-rate", type=float, default=DISTILL_LEARNING_RATE, help="Adam rate of the distillation")
     p.add_argument("--finetune-learning-rate", type=float, default=FINETUNE_LEARNING_RATE,
                    help="Adam rate of the fine-tuning, embeddings trainable")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--patience", type=int, default=2)
     p.add_argument("--hp", nargs="*", metavar="NAME=VALUE", help="student hyper-parameters, values as JSON")
-    p.add_argument("--verbose", type=int, default=1)
     p.set_defaults(func=_cmd_distill)
 
-    p = sub.add_parser("search-fusion", help="OptFusion: search the fusion graph, derive it, retrain it")
-    p.add_argument("--train", required=True)
-    p.add_argument("--valid", required=True)
-    p.add_argument("--test")
-    p.add_argument("--out", required=True, help="run directory of the retrained model (+ architecture.json)")
+    p = command("search-fusion", "OptFusion: search the fusion graph, derive it, retrain it")
+    add_common_options(p, STRATEGIES, epochs=5, epochs_help="search epochs (per stage when sequential)",
+                       learning_rate_help="Adam rate of the network weights (default 1e-3)",
+                       patience_help="epochs without improvement before the rate drops or a stage stops (default 1, "
+                                     "as the authors)",
+                       embedding_dim_help="D of every field's embedding (default 16)")
+    add_out_options(p, "run directory of the retrained model (+ architecture.json, search/)")
     p.add_argument("--levels", type=int, default=3, help="n, (cross, MLP) levels")
     p.add_argument("--selection", choices=["soft", "hard", "one_hot"], default="soft",
                    help="soft: keep the softmax(β) mixture; hard: soft search, keep each node's argmax operation (the "
                         "authors' Hard); one_hot: straight-through one-hot search")
-    p.add_argument("--algorithm", choices=["one_shot", "sequential"], default="one_shot")
-    p.add_argument("--retrain-init", choices=["supernet", "scratch"], default="supernet")
-    p.add_argument("--embedding-dim", type=int, default=16)
-    p.add_argument("--epochs", type=int, default=5, help="search epochs (per stage when sequential)")
-    p.add_argument("--retrain-epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--learning-rate", type=float, default=1e-3)
-    p.add_argument("--arch-learning-rate", type=float, default=0.1)
+    p.add_argument("--algorithm", choices=["one_shot", "sequential"], default="one_shot",
+                   help="one_shot: connections and operations together; sequential: connections, then operations")
+    p.add_argument("--retrain-init", choices=["supernet", "scratch"], default="supernet",
+                   help="start the retraining from the search's weights or from scratch")
+    p.add_argument("--retrain-epochs", type=int, default=5, help="at most this many retraining epochs")
+    p.add_argument("--arch-learning-rate", type=float, default=0.1, help="Adam rate of α and β")
     p.add_argument("--embedding-learning-rate", type=float,
                    help="the search's Adam rate of the embeddings (default: --learning-rate)")
     p.add_argument("--l2-embedding", type=float, default=0.0,
                    help="L2 penalty on the embedding rows each batch uses (search and retraining)")
-    p.add_argument("--retrain-learning-rate", type=float)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--patience", type=int, default=1)
-    p.add_argument("--verbose", type=int, default=1)
+    p.add_argument("--retrain-learning-rate", type=float, help="Adam rate of the retraining (default: "
+                   "--learning-rate)")
     p.set_defaults(func=_cmd_search_fusion)
 
-    p = sub.add_parser("export", help="export a run as a TF Serving SavedModel")
-    p.add_argument("--run", required=True)
-    p.add_argument("--model-base-path", required=True)
-    p.add_argument("--name", required=True)
-    p.add_argument("--version", type=int)
+    p = command("export", "export a run as a TF Serving SavedModel")
+    p.add_argument("--run", required=True, help="a run directory of train, search-fusion or distill (its last stage)")
+    p.add_argument("--model-base-path", required=True, help="TF Serving's model base path (versions go in NAME/)")
+    p.add_argument("--name", required=True, help="the model name clients ask for")
+    p.add_argument("--version", type=int, help="version number (default: the newest there + 1)")
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("convert", help="convert Criteo TSV or Avazu CSV to Parquet")
-    p.add_argument("format", choices=["criteo", "avazu"])
-    p.add_argument("input")
-    p.add_argument("output")
+    p = command("convert", "convert Criteo TSV or Avazu CSV to Parquet")
+    p.add_argument("format", choices=["criteo", "avazu"], help="the input's layout")
+    p.add_argument("input", help="the TSV/CSV file")
+    p.add_argument("output", help="the Parquet file to write")
     p.set_defaults(func=_cmd_convert)
 
-    p = sub.add_parser("serve", help="serve SavedModels over TF Serving's gRPC API (embedded server)")
-    p.add_argument("--model-base-path", required=True)
-    p.add_argument("--model-name", required=True, nargs="+")
+    p = command("serve", "serve SavedModels over TF Serving's gRPC API and, with --rest-port, its REST API")
+    p.add_argument("--model-base-path", required=True, help="directory holding one folder of versions per model")
+    p.add_argument("--model-name", required=True, nargs="+", help="the models (folders of --model-base-path) to serve")
     p.add_argument("--port", type=int, default=8500, help="gRPC port")
     p.add_argument("--rest-port", type=int, default=0, help="TF Serving REST API port (0 = off)")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
@@ -370,21 +415,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a request declaring more rows is refused (INVALID_ARGUMENT) before its values are decoded")
     p.set_defaults(func=_cmd_serve)
 
-    p = sub.add_parser("predict", help="send the rows of a Parquet file to a server (gRPC Predict)")
+    p = command("predict", "send the rows of a Parquet file to a server (gRPC Predict)")
     p.add_argument("--server", required=True, help="HOST:PORT")
-    p.add_argument("--model-name", required=True)
+    p.add_argument("--model-name", required=True, help="the served model to ask")
     p.add_argument("--input", required=True, help="Parquet rows with the raw features")
     p.add_argument("--output", help="write the outputs to this Parquet file instead of printing")
-    p.add_argument("--timeout", type=float, default=30.0)
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds before the request fails")
     p.set_defaults(func=_cmd_predict)
 
-    p = sub.add_parser("demo", help="synthetic data -> DCNv2 -> metrics vs Bayes-optimal -> export -> reload")
-    p.add_argument("--out", default="demo_out")
-    p.add_argument("--train-rows", type=int, default=200_000)
-    p.add_argument("--epochs", type=int, default=3)
+    p = command("demo", "synthetic data -> DCNv2 -> metrics vs Bayes-optimal -> export -> reload")
+    p.add_argument("--out", default="demo_out", help="directory of everything the demo writes (replaced)")
+    p.add_argument("--train-rows", type=int, default=200_000, help="synthetic training rows")
+    p.add_argument("--epochs", type=int, default=3, help="training epochs")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("bench", help="run the benchmark suite and write BENCHMARKS.md (source checkout only)")
+    p = command("bench", "run the benchmark suite and write BENCHMARKS.md (source checkout only)")
     p.add_argument("action", choices=sorted(BENCH_SCRIPTS),
                    help="all: run every benchmark, then the report; list: print the suite's commands; report: "
                         "re-render BENCHMARKS.md, its plots and README's summary from bench/results")
@@ -393,15 +438,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
-    import tfctr  # noqa: F401  (pins legacy Keras before TensorFlow loads)
+def _message(err: Exception) -> str:
+    """One line for a failed command; a bare ``FileNotFoundError(path)`` (as pyarrow raises) says what it is."""
+    if isinstance(err, FileNotFoundError) and err.filename is None and len(err.args) == 1:
+        return f"no such file or directory: {err.args[0]}"
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
-    args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, ImportError) as err:
-        print(f"tfctr {args.command}: error: {err}", file=sys.stderr)
-        return 2
+
+def main(argv=None) -> int:
+    from tfctr._quiet import TF_LOGS_VARIABLE, native_stderr_hidden
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--tf-logs" in argv:
+        os.environ[TF_LOGS_VARIABLE] = "1"
+    with native_stderr_hidden():
+        import tfctr  # noqa: F401  (pins legacy Keras before TensorFlow loads)
+
+        args = build_parser().parse_args(argv)
+        try:
+            args.func(args)
+        except (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, ImportError,
+                ConnectionError) as err:
+            print(f"tfctr {args.command}: error: {_message(err)}", file=sys.stderr)
+            return 2
     return 0
 
 

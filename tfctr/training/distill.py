@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +27,19 @@ import tensorflow as tf
 
 from tfctr.data.parquet import parquet_dataset
 from tfctr.data.synthetic import TRUE_CTR_COLUMN
+from tfctr.features import FeatureSpec
 from tfctr.models import build, hyper_parameters
 from tfctr.models.inputs import EMBEDDING_LAYER
+from tfctr.training.runtime import Runtime
 from tfctr.training.selection import DEFAULT_MONITOR, monitor_score
 from tfctr.training.steps import StepModel, bce_per_example, global_average, logit_of
 from tfctr.training.train import (
     TrainResult,
+    announce,
     compile_ctr,
-    count_rows,
     fit_with_early_stopping,
     load_run,
+    prepare_run_dir,
     split_metrics,
     write_run,
 )
@@ -148,6 +152,22 @@ def _summary_row(net, metrics: dict) -> dict:
     return row
 
 
+def _check_student_data(spec, teacher_spec, label: str, exclude) -> None:
+    """The student reads the teacher's features: ``label``, a given ``spec`` and ``exclude`` must agree with it."""
+    if label != teacher_spec.label:
+        raise ValueError(f"distill: the teacher was trained on the label column '{teacher_spec.label}', not "
+                         f"'{label}'; the student learns the same one (--label {teacher_spec.label})")
+    names = [f.name for f in teacher_spec.features]
+    if spec is not None:
+        given = spec if isinstance(spec, FeatureSpec) else FeatureSpec.load(spec)
+        if [f.name for f in given.features] != names or given.label != teacher_spec.label:
+            raise ValueError("distill: the student uses the teacher's spec (its embeddings start as the teacher's); "
+                             "the given spec has other features or another label")
+    excluded = sorted(set(exclude) & set(names))
+    if excluded:
+        raise ValueError(f"distill: cannot exclude {excluded}: the teacher uses them as features")
+
+
 def distill(
     teacher,
     train: str,
@@ -156,6 +176,10 @@ def distill(
     student: str = "dagfm",
     student_params: dict | None = None,
     test: str | None = None,
+    label: str = "label",
+    spec=None,
+    exclude: list | tuple = (),
+    embedding_dim: int | None = None,
     alpha: float = 0.1,
     beta: float = 921.6,
     epochs: int = DISTILL_EPOCHS,
@@ -169,6 +193,10 @@ def distill(
     oracle_column: str | None = TRUE_CTR_COLUMN,
     shuffle_buffer: int = 262_144,
     verbose: int = 1,
+    strategy: str = "default",
+    mixed_precision: bool = False,
+    min_shard_bytes: int = 1 << 20,
+    overwrite: bool = False,
 ) -> DistillResult:
     """Teacher → distilled student (``out/distilled``) → fine-tuned student (``out/finetuned``), as
     ``tfctr distill``.
@@ -177,8 +205,13 @@ def distill(
         teacher: a tfctr run directory (``tfctr train``'s output) or its ``TrainResult``; its spec is used for
             the student and the data.
         student: a registered model name (default ``"dagfm"``; give ``student_params={"hidden_units": [...]}``
-            for the KD-DAGFM+ student); built with the teacher's ``embedding_dim``.
+            for the KD-DAGFM+ student).
         student_params: further hyper-parameters of the student (e.g. ``interaction_type``, ``num_layers``).
+        label, spec, exclude: the data options of ``train``; the student reads the teacher's features, so they
+            must agree with the teacher's spec (an error says where they do not).
+        embedding_dim: the student's D. By default the teacher's: the student's table starts as a copy of the
+            teacher's and stays frozen while distilling (the paper's setting). Another D gives the student its
+            own table, learnt during the distillation.
         alpha, beta: the distillation loss weights (see ``Distiller``).
         epochs: at most this many distillation epochs: model selection (``ModelSelection``) on
             ``distill_monitor`` with ``patience`` and one learning-rate reduction stops it when it has converged;
@@ -189,38 +222,63 @@ def distill(
             AUC − logloss.
         learning_rate: Adam learning rate of the distillation; ``finetune_learning_rate`` (default 1e-4: the
             embeddings become trainable and a larger step overfits them at once) of the fine-tuning.
+        strategy, mixed_precision, min_shard_bytes: where the stages run, as for ``train`` (``Runtime``).
+        overwrite: replace a finished distillation in ``out`` (one with ``summary.json``); otherwise an error.
 
     Every stage's run directory has the layout of ``tfctr train``'s, so ``tfctr export`` exports either
-    student. ``out/summary.json`` compares teacher, distilled and fine-tuned students (exact AUC/logloss,
-    parameters, and ``valid_teacher_gap``: how close each student's logits and probabilities are to the
-    teacher's on the validation split).
+    student (``--run OUT`` exports the last stage). ``out/summary.json`` compares teacher, distilled and
+    fine-tuned students (exact AUC/logloss, parameters, and ``valid_teacher_gap``: how close each student's
+    logits and probabilities are to the teacher's on the validation split).
     """
+    runtime = Runtime(strategy, mixed_precision, min_shard_bytes)
     set_seed(seed)
-    teacher_run = teacher if isinstance(teacher, TrainResult) else load_run(teacher)
-    spec, teacher_model = teacher_run.spec, teacher_run.model
     out = Path(out)
+    if runtime.is_chief:
+        prepare_run_dir(out, overwrite, finished="summary.json")
+    teacher_dir = teacher.run_dir if isinstance(teacher, TrainResult) else teacher
+    with runtime.scope():
+        # under a strategy the teacher's variables must be the strategy's: load it again inside its scope
+        teacher_run = teacher if isinstance(teacher, TrainResult) and strategy == "default" else load_run(teacher_dir)
+    _check_student_data(spec, teacher_run.spec, label, exclude)
+    spec, teacher_model = teacher_run.spec, teacher_run.model
     hp = dict(student_params or {})
-    embedding = teacher_model.get_layer(EMBEDDING_LAYER)
+    teacher_dim = int(teacher_model.get_layer(EMBEDDING_LAYER).output_shape[-1])
     if "embedding_dim" in hyper_parameters(student):
-        hp.setdefault("embedding_dim", int(embedding.output_shape[-1]))
-    net = build(student, spec, **hp)
-    copy_embedding(teacher_model, net)
+        hp["embedding_dim"] = embedding_dim or hp.get("embedding_dim", teacher_dim)
+    shared_table = hp.get("embedding_dim", teacher_dim) == teacher_dim
 
-    train_data = parquet_dataset(train, spec, batch_size, shuffle=True, shuffle_buffer=shuffle_buffer, seed=seed)
-    valid_data = parquet_dataset(valid, spec, max(batch_size, 4096))
-    rows = count_rows(train)
+    def build_student():
+        return build(student, spec, **hp)
+
+    with runtime.scope():
+        net = build_student()
+        if shared_table:
+            copy_embedding(teacher_model, net)
+        distiller = Distiller(net, teacher_model, alpha=alpha, beta=beta, freeze_embedding=shared_table)
+        distiller.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
+    train_input, valid_input = runtime.inputs(train, valid, spec, batch_size, shuffle_buffer, seed, out / "encoded")
     config = {"model": student, "hyper_parameters": {**hyper_parameters(student), **hp},
               "teacher": str(teacher_run.run_dir),
-              "training": dict(train=str(train), valid=str(valid), test=test and str(test), epochs=epochs,
-                               batch_size=batch_size, learning_rate=learning_rate, seed=seed, patience=patience,
-                               oracle_column=oracle_column, shuffle_buffer=shuffle_buffer)}
+              "training": dict(train=str(train), valid=str(valid), test=test and str(test), label=label,
+                               epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                               patience=patience, oracle_column=oracle_column, shuffle_buffer=shuffle_buffer,
+                               strategy=strategy, mixed_precision=mixed_precision, workers=runtime.workers,
+                               replicas=runtime.replicas, shared_embedding=shared_table)}
 
-    distiller = Distiller(net, teacher_model, alpha=alpha, beta=beta)
-    distiller.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
-    stage_dir = out / "distilled"
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    training = fit_with_early_stopping(distiller, train_data, valid_data, stage_dir, epochs, patience, rows,
-                                       verbose=verbose, monitor=distill_monitor)
+    def fit_stage(name, trainer, stage_epochs, monitor=DEFAULT_MONITOR):
+        stage_dir = out / name
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        return stage_dir, fit_with_early_stopping(
+            trainer, train_input.data, valid_input.data, stage_dir, stage_epochs, patience,
+            train_input.rows_per_epoch, verbose=verbose, steps_per_epoch=train_input.steps,
+            validation_steps=valid_input.steps, monitor=monitor)
+
+    announce(verbose and runtime.is_chief, "distill", 1, 2 if finetune_epochs > 0 else 1,
+             f"distil the teacher into {student} (at most {epochs} epochs, selected on {distill_monitor})")
+    stage_dir, training = fit_stage("distilled", distiller, epochs, distill_monitor)
+    net = runtime.local(net, build_student)
+    if not runtime.is_chief:
+        return DistillResult(TrainResult(stage_dir, net, spec, {"training": training}), None, {})
     metrics = dict(split_metrics(net, spec, valid, test, oracle_column), training=training)
     write_run(stage_dir, net, spec, metrics, dict(config, stage="distilled", alpha=alpha, beta=beta))
     distilled = TrainResult(stage_dir, net, spec, metrics)
@@ -230,15 +288,15 @@ def distill(
                                  valid_teacher_gap=teacher_gap(net, teacher_model, valid, spec))}
     finetuned = None
     if finetune_epochs > 0:
-        tuned = tf.keras.models.clone_model(net)
-        tuned.set_weights(net.get_weights())
-        compile_ctr(tuned, finetune_learning_rate)
-        stage_dir = out / "finetuned"
-        stage_dir.mkdir(parents=True, exist_ok=True)
-        start = tuned.evaluate(valid_data, return_dict=True, verbose=0)
+        announce(verbose, "distill", 2, 2, f"fine-tune the student on labels (at most {finetune_epochs} epochs)")
+        with runtime.scope():
+            tuned = build_student()
+            tuned.set_weights(net.get_weights())
+            compile_ctr(tuned, finetune_learning_rate)
+        start = tuned.evaluate(valid_input.data, steps=valid_input.steps, return_dict=True, verbose=0)
         start_score = monitor_score(DEFAULT_MONITOR, {"val_" + k: v for k, v in start.items()})
-        training = fit_with_early_stopping(tuned, train_data, valid_data, stage_dir, finetune_epochs, patience,
-                                           rows, verbose=verbose)
+        stage_dir, training = fit_stage("finetuned", tuned, finetune_epochs)
+        tuned = runtime.local(tuned, build_student)
         # fine-tuning keeps the distilled student when no epoch of it improves the validation selection score
         training["start_val_auc"] = float(start["auc"])
         training["start_val_score"] = start_score
@@ -253,5 +311,6 @@ def distill(
         finetuned = TrainResult(stage_dir, tuned, spec, tuned_metrics)
         summary["finetuned"] = dict(_summary_row(tuned, tuned_metrics),
                                     valid_teacher_gap=teacher_gap(tuned, teacher_model, valid, spec))
+    shutil.rmtree(out / "encoded", ignore_errors=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return DistillResult(distilled, finetuned, summary)

@@ -11,23 +11,25 @@ operation weights), then the operations (α frozen), the ablation of the paper.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
 import tensorflow as tf
 
-from tfctr.data.parquet import parquet_dataset
 from tfctr.data.synthetic import TRUE_CTR_COLUMN
 from tfctr.layers._validation import choice
 from tfctr.models import build
 from tfctr.models.fusion import derive, warm_start
 from tfctr.models.inputs import EMBEDDING_LAYER
+from tfctr.training.runtime import Runtime
 from tfctr.training.steps import StepModel, bce_per_example, global_average
 from tfctr.training.train import (
     TrainResult,
+    announce,
     compile_ctr,
-    count_rows,
     fit_with_early_stopping,
+    prepare_run_dir,
     resolve_spec,
     split_metrics,
     write_run,
@@ -86,15 +88,17 @@ class FusionSearch(StepModel):
         return self.record(labels, logit, loss=per_example)
 
 
-def _search(network, train_data, valid_data, stage_dir, epochs, patience, rows, learning_rate, arch_learning_rate,
-            embedding_learning_rate, verbose, **flags):
-    embedding_optimizer = tf.keras.optimizers.Adam(embedding_learning_rate) if embedding_learning_rate else None
-    search = FusionSearch(network, tf.keras.optimizers.Adam(arch_learning_rate),
-                          embedding_optimizer=embedding_optimizer, **flags)
-    search.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
+def _search(network, train_input, valid_input, stage_dir, epochs, patience, learning_rate, arch_learning_rate,
+            embedding_learning_rate, verbose, runtime, **flags):
+    with runtime.scope():
+        embedding_optimizer = tf.keras.optimizers.Adam(embedding_learning_rate) if embedding_learning_rate else None
+        search = FusionSearch(network, tf.keras.optimizers.Adam(arch_learning_rate),
+                              embedding_optimizer=embedding_optimizer, **flags)
+        search.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
     stage_dir.mkdir(parents=True, exist_ok=True)
-    return fit_with_early_stopping(search, train_data, valid_data, stage_dir, epochs, patience, rows,
-                                   verbose=verbose)
+    return fit_with_early_stopping(search, train_input.data, valid_input.data, stage_dir, epochs, patience,
+                                   train_input.rows_per_epoch, verbose=verbose, steps_per_epoch=train_input.steps,
+                                   validation_steps=valid_input.steps)
 
 
 def search_fusion(
@@ -119,9 +123,14 @@ def search_fusion(
     patience: int = 1,
     spec=None,
     label: str = "label",
+    exclude: list | tuple = (),
     oracle_column: str | None = TRUE_CTR_COLUMN,
     shuffle_buffer: int = 262_144,
     verbose: int = 1,
+    strategy: str = "default",
+    mixed_precision: bool = False,
+    min_shard_bytes: int = 1 << 20,
+    overwrite: bool = False,
 ) -> TrainResult:
     """Search (``out/search``), derive (``out/architecture.json``) and retrain (the run directory ``out``).
 
@@ -139,6 +148,10 @@ def search_fusion(
         embedding_learning_rate: the search's Adam rate of the embedding table (default: ``learning_rate``; the
             authors' code gives embeddings their own rate and regularisation).
         l2_embedding: λ of the L2 penalty on the embedding rows each batch uses, in search and retraining.
+        spec, label, exclude, oracle_column: the data options of ``train``.
+        strategy, mixed_precision, min_shard_bytes: where search and retraining run, as for ``train``
+            (``Runtime``).
+        overwrite: replace a finished run in ``out``; otherwise an error (a killed one resumes).
 
     Returns the retrained run (``tfctr export --run OUT`` exports it: a plain model without α or β); its
     ``metrics.json`` also records the search and retrain seconds.
@@ -146,44 +159,69 @@ def search_fusion(
     supernet_selection, derive_mode = SELECTIONS[choice("search_fusion", "selection", selection, SELECTIONS)]
     choice("search_fusion", "algorithm", algorithm, {"one_shot", "sequential"})
     choice("search_fusion", "retrain_init", retrain_init, {"supernet", "scratch"})
+    runtime = Runtime(strategy, mixed_precision, min_shard_bytes)
     set_seed(seed)
     out = Path(out)
+    if runtime.is_chief:
+        prepare_run_dir(out, overwrite)
+    spec = resolve_spec(train, spec, label, None, exclude, oracle_column, seed)
     out.mkdir(parents=True, exist_ok=True)
-    spec = resolve_spec(train, spec, label, None, (), oracle_column, seed)
-    train_data = parquet_dataset(train, spec, batch_size, shuffle=True, shuffle_buffer=shuffle_buffer, seed=seed)
-    valid_data = parquet_dataset(valid, spec, max(batch_size, 4096))
-    rows = count_rows(train)
-    network = build("optfusion_search", spec, embedding_dim=embedding_dim, num_levels=num_levels,
-                    selection=supernet_selection, l2_embedding=l2_embedding)
-    common = dict(train_data=train_data, valid_data=valid_data, epochs=epochs, patience=patience, rows=rows,
+    train_input, valid_input = runtime.inputs(train, valid, spec, batch_size, shuffle_buffer, seed, out / "encoded")
+
+    def build_supernet():
+        return build("optfusion_search", spec, embedding_dim=embedding_dim, num_levels=num_levels,
+                     selection=supernet_selection, l2_embedding=l2_embedding)
+
+    with runtime.scope():
+        network = build_supernet()
+    common = dict(train_input=train_input, valid_input=valid_input, epochs=epochs, patience=patience,
                   learning_rate=learning_rate, arch_learning_rate=arch_learning_rate,
-                  embedding_learning_rate=embedding_learning_rate, verbose=verbose)
+                  embedding_learning_rate=embedding_learning_rate, verbose=verbose, runtime=runtime)
+    stages = 2 if algorithm == "one_shot" else 3
+    say = verbose and runtime.is_chief
     start = time.perf_counter()
     if algorithm == "one_shot":
+        announce(say, "search-fusion", 1, stages, f"search connections and operations (at most {epochs} epochs)")
         searched = [_search(network, stage_dir=out / "search", **common)]
     else:
         supernet = network.get_layer("fusion")
         supernet.beta.assign(tf.zeros_like(supernet.beta))  # uniform operations while the connections are searched
-        searched = [_search(network, stage_dir=out / "search_connections", train_beta=False, **common),
-                    _search(network, stage_dir=out / "search_operations", train_alpha=False, **common)]
+        announce(say, "search-fusion", 1, stages, f"search the connections (at most {epochs} epochs)")
+        searched = [_search(network, stage_dir=out / "search_connections", train_beta=False, **common)]
+        announce(say, "search-fusion", 2, stages, f"search the operations (at most {epochs} epochs)")
+        searched.append(_search(network, stage_dir=out / "search_operations", train_alpha=False, **common))
     search_seconds = time.perf_counter() - start
+    network = runtime.local(network, build_supernet)
 
     architecture = derive(network.get_layer("fusion"), derive_mode)
-    (out / "architecture.json").write_text(json.dumps(architecture, indent=1))
     supernet = network.get_layer("fusion")
-    (out / "search_weights.json").write_text(json.dumps(
-        {"nodes": supernet.names, "alpha": supernet.alpha.numpy().tolist(), "beta": supernet.beta.numpy().tolist()}))
+    if runtime.is_chief:
+        (out / "architecture.json").write_text(json.dumps(architecture, indent=1))
+        (out / "search_weights.json").write_text(json.dumps(
+            {"nodes": supernet.names, "alpha": supernet.alpha.numpy().tolist(),
+             "beta": supernet.beta.numpy().tolist()}))
+
+    def build_derived():
+        return build("optfusion", spec, architecture=architecture, embedding_dim=embedding_dim,
+                     l2_embedding=l2_embedding)
 
     set_seed(seed)
-    derived = build("optfusion", spec, architecture=architecture, embedding_dim=embedding_dim,
-                    l2_embedding=l2_embedding)
-    if retrain_init == "supernet":
-        warm_start(derived, network)
-    compile_ctr(derived, retrain_learning_rate or learning_rate)
+    with runtime.scope():
+        derived = build_derived()
+        if retrain_init == "supernet":
+            warm_start(derived, network)
+        compile_ctr(derived, retrain_learning_rate or learning_rate)
+    announce(say, "search-fusion", stages, stages,
+             f"retrain the derived architecture from the {retrain_init} (at most {retrain_epochs} epochs)")
     start = time.perf_counter()
-    training = fit_with_early_stopping(derived, train_data, valid_data, out, retrain_epochs, patience, rows,
-                                       verbose=verbose)
+    training = fit_with_early_stopping(derived, train_input.data, valid_input.data, out, retrain_epochs, patience,
+                                       train_input.rows_per_epoch, verbose=verbose,
+                                       steps_per_epoch=train_input.steps, validation_steps=valid_input.steps)
     retrain_seconds = time.perf_counter() - start
+    derived = runtime.local(derived, build_derived)
+    if not runtime.is_chief:
+        return TrainResult(out, derived, spec, {"training": training})
+    shutil.rmtree(out / "encoded", ignore_errors=True)
     metrics = dict(split_metrics(derived, spec, valid, test, oracle_column), training=training,
                    search={"seconds": search_seconds, "stages": searched, "retrain_seconds": retrain_seconds})
     config = {"model": "optfusion", "hyper_parameters": {"architecture": architecture, "embedding_dim": embedding_dim},
@@ -193,7 +231,8 @@ def search_fusion(
                              learning_rate=learning_rate, arch_learning_rate=arch_learning_rate,
                              embedding_learning_rate=embedding_learning_rate, l2_embedding=l2_embedding,
                              retrain_learning_rate=retrain_learning_rate, seed=seed, patience=patience),
-              "training": dict(train=str(train), valid=str(valid), test=test and str(test), batch_size=batch_size,
-                               oracle_column=oracle_column)}
+              "training": dict(train=str(train), valid=str(valid), test=test and str(test), label=label,
+                               batch_size=batch_size, oracle_column=oracle_column, strategy=strategy,
+                               mixed_precision=mixed_precision, workers=runtime.workers, replicas=runtime.replicas)}
     write_run(out, derived, spec, metrics, config)
     return TrainResult(out, derived, spec, metrics)

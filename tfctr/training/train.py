@@ -34,8 +34,8 @@ from tfctr.models import build, hyper_parameters, training_defaults
 from tfctr.training import distribute
 from tfctr.training.bilevel import BilevelTraining, routing_trainer
 from tfctr.training.callbacks import TrainingThroughput
-from tfctr.training.distributed_input import split_inputs
 from tfctr.training.regularization import add_network_l2
+from tfctr.training.runtime import Runtime
 from tfctr.training.selection import DEFAULT_MONITOR, ModelSelection
 from tfctr.utils import set_seed
 
@@ -89,6 +89,22 @@ def resolve_spec(train, spec=None, label="label", overrides=None, exclude=(), or
     if not spec.fitted:  # an inferred spec, or one written by ``tfctr spec`` and edited
         spec.fit(train, seed=seed)
     return spec
+
+
+def prepare_run_dir(run_dir: Path, overwrite: bool, finished: str = "model.keras"):
+    """Refuses a run directory that holds a finished run (its file ``finished`` and no ``backup/`` to resume)
+    unless ``overwrite``, and then removes it (its logs too, so TensorBoard shows one run)."""
+    if (run_dir / finished).exists() and not (run_dir / "backup").exists():
+        if not overwrite:
+            raise FileExistsError(f"'{run_dir}' holds a finished run; choose another --out, or pass --overwrite "
+                                  "(overwrite=True) to replace it")
+        shutil.rmtree(run_dir)
+
+
+def announce(verbose, command: str, stage: int, stages: int, what: str):
+    """Prints which stage of a multi-stage command starts (``tfctr distill: stage 1/2: ...``)."""
+    if verbose:
+        print(f"tfctr {command}: stage {stage}/{stages}: {what}", flush=True)
 
 
 def compile_ctr(net: tf.keras.Model, learning_rate: float, clipnorm: float | None = DEFAULT_CLIPNORM):
@@ -233,19 +249,14 @@ def train(
         overwrite: replace a finished run in ``out`` (without it that is an error; a killed run, which still has
             its ``backup/``, is resumed either way).
     """
-    role = distribute.ClusterRole.from_environment()
-    if strategy == "parameter_server" and role.task_type in ("worker", "ps"):
-        distribute.serve_cluster_task()  # runs until the cluster is torn down
+    runtime = Runtime(strategy, mixed_precision, min_shard_bytes)
     set_seed(seed)
     run_dir = Path(out)
-    if (run_dir / "model.keras").exists() and not (run_dir / "backup").exists() and role.is_chief:
-        if not overwrite:
-            raise FileExistsError(f"'{run_dir}' holds a finished run; choose another --out, or pass --overwrite "
-                                  "(overwrite=True) to replace it")
-        shutil.rmtree(run_dir)  # the old run's logs too, so TensorBoard shows one run
+    if runtime.is_chief:
+        prepare_run_dir(run_dir, overwrite)
     spec = resolve_spec(train, spec, label, overrides, exclude, oracle_column, seed)
     run_dir.mkdir(parents=True, exist_ok=True)  # only once the arguments and the data have been checked
-    if verbose and role.is_chief:
+    if verbose and runtime.is_chief:
         print(f"tfctr train: {model} on {len(spec.features)} features\n{spec.describe()}", flush=True)
 
     hp = dict(hyper_params or {})
@@ -262,10 +273,9 @@ def train(
         compile_ctr(trainer, learning_rate, clipnorm)
         return trainer
 
-    with distribute.precision(mixed_precision), distribute.strategy(strategy, min_shard_bytes).scope():
+    with runtime.scope():
         trainer = build_compiled()
-    train_input, valid_input = split_inputs(strategy, train, valid, spec, batch_size, shuffle_buffer, seed,
-                                            run_dir / "encoded")
+    train_input, valid_input = runtime.inputs(train, valid, spec, batch_size, shuffle_buffer, seed, run_dir / "encoded")
     train_data = train_input.data
     if isinstance(trainer, BilevelTraining):
         train_data = BilevelTraining.pair(train_data, valid_input.data)
@@ -273,11 +283,8 @@ def train(
     training = fit_with_early_stopping(trainer, train_data, valid_input.data, run_dir, epochs, patience,
                                        train_input.rows_per_epoch, callbacks, verbose, train_input.steps,
                                        valid_input.steps, monitor, lr_reductions)
-    net = trainer.network if isinstance(trainer, BilevelTraining) else trainer
-    if strategy in distribute.CLUSTER_STRATEGIES:
-        with distribute.precision(mixed_precision):
-            net = distribute.local_copy(net, build_compiled)
-    if not role.is_chief:
+    net = runtime.local(trainer.network if isinstance(trainer, BilevelTraining) else trainer, build_compiled)
+    if not runtime.is_chief:
         return TrainResult(run_dir, net, spec, {"training": training})
     shutil.rmtree(run_dir / "encoded", ignore_errors=True)
     metrics = split_metrics(net, spec, valid, test, oracle_column)
@@ -291,7 +298,7 @@ def train(
             lr_reductions=lr_reductions, clipnorm=clipnorm, l2_net=l2_net, routing=routing,
             router_learning_rate=router_learning_rate, router_every=router_every, anneal_steps=anneal_steps,
             oracle_column=oracle_column, shuffle_buffer=shuffle_buffer, strategy=strategy,
-            mixed_precision=mixed_precision, workers=role.training_workers(strategy)),
+            mixed_precision=mixed_precision, workers=runtime.workers, replicas=runtime.replicas),
     }
     write_run(run_dir, net, spec, metrics, config)
     return TrainResult(run_dir, net, spec, metrics)
