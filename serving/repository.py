@@ -1,12 +1,14 @@
-"""The models a server serves: the latest integer version of each configured name under a base path.
+"""The models a server serves: for each configured model, the versions its version policy selects under its base
+path (by default the latest integer version), and its version labels (``serving.model_config``).
 
-A background poller loads a newly dropped version completely, then swaps it in with one reference assignment,
-so requests in flight finish on the version they started with and none is dropped. A version that fails to load
-(e.g. still being copied: ``saved_model.pb`` there, variables still arriving) is tried again with back-off
-(0.5 s, doubling, at most ``MAX_RETRY_SECONDS``) until it loads or is removed. When the served version's directory
-is deleted, the newest remaining version is served instead (as TF Serving's latest-version policy); with none
-left, the last one stays served and a warning is logged. Only configured model names resolve; nothing a request
-says becomes a path.
+A background poller loads a newly dropped version completely, then swaps the model's set of served versions in
+with one reference assignment, so requests in flight finish on the version they started with and none is dropped.
+A version that fails to load (e.g. still being copied: ``saved_model.pb`` there, variables still arriving) is tried
+again with back-off (0.5 s, doubling, at most ``MAX_RETRY_SECONDS``) until it loads or is removed; meanwhile the
+versions served before stay served. When a served version's directory is deleted, the policy is applied to what
+remains (the latest policy serves the newest remaining version, as TF Serving); with nothing left, the last
+versions stay served and a warning is logged. Only configured model names resolve; nothing a request says becomes
+a path.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
+
+from tfctr.serving.model_config import ModelConfig
 
 
 @dataclass
@@ -91,23 +95,28 @@ def replay_warmup(loaded: LoadedVersion) -> int:
 
 
 class ModelRepository:
-    """Serves ``base_path/<name>/<latest version>`` for each configured name, reloading when a version appears.
+    """Serves the versions each ``ModelConfig`` selects, reloading as versions appear and disappear.
 
     Args:
-        base_path: the directory holding one subdirectory per model name.
-        names: the model names to serve (the only names requests may use).
+        base_path, names: serve ``base_path/<name>`` for each of ``names`` with the latest-version policy (as
+            ``tfctr serve --model-base-path --model-name``), or
+        configs: ``ModelConfig``s (e.g. from ``read_model_config_file``) instead.
         poll_seconds: how often to look for new versions (0 = never, load once).
     """
 
-    def __init__(self, base_path, names, poll_seconds: float = 1.0):
-        self.base_path = Path(base_path)
-        self.names = list(names)
-        self._current: dict[str, LoadedVersion] = {}
-        for name in self.names:
-            versions = integer_versions(self.base_path / name)
-            if not versions:
-                raise FileNotFoundError(f"no SavedModel version under {self.base_path / name}")
-            self._current[name] = load_version(self.base_path / name, versions[-1])
+    def __init__(self, base_path=None, names=(), poll_seconds: float = 1.0, configs=None):
+        if configs is None:
+            configs = [ModelConfig(name, Path(base_path) / name) for name in names]
+        self.configs = {config.name: config for config in configs}
+        self.names = list(self.configs)
+        self._served: dict[str, dict[int, LoadedVersion]] = {}
+        for config in configs:
+            wanted = config.wanted(integer_versions(config.base_path))
+            if not wanted:
+                raise FileNotFoundError(f"no SavedModel version under {config.base_path}"
+                                        + ("" if config.policy == "latest" else f" that the {config.policy} version "
+                                           f"policy serves (versions {list(config.versions) or 'all'})"))
+            self._served[config.name] = {v: load_version(config.base_path, v) for v in wanted}
         self._retries: dict[tuple[str, int], tuple[int, float]] = {}  # (name, version) -> (failures, next try)
         self._stop = threading.Event()
         self._poller = None
@@ -116,44 +125,58 @@ class ModelRepository:
             self._poller.start()
 
     def get(self, name: str, version: int | None = None) -> LoadedVersion:
-        """The loaded model ``name`` (at ``version`` when given); KeyError naming what is served otherwise."""
-        if name not in self._current:
-            raise KeyError(f"model '{name}' is not served here; served models are {self.names}")
-        loaded = self._current[name]
-        if version is not None and version != loaded.version:
-            raise KeyError(f"version {version} of model '{name}' is not loaded; the served version is "
-                           f"{loaded.version}")
-        return loaded
+        """The loaded model ``name`` at ``version`` (default: its newest served version); KeyError when that is
+        not served."""
+        served = self._served[name]
+        return served[max(served) if version is None else version]
+
+    def served_versions(self, name: str) -> list[int]:
+        return sorted(self._served[name])
+
+    def labels(self, name: str) -> dict:
+        """Version label → version of model ``name``."""
+        return dict(self.configs[name].labels)
 
     def _poll(self, seconds: float) -> None:
         while not self._stop.wait(seconds):
             for name in self.names:
                 self.refresh(name)
 
-    def refresh(self, name: str) -> None:
-        """Serves the newest version of ``name`` (a newer one, or the newest remaining when the served version's
-        directory is gone), trying a version that failed to load again once its back-off has passed."""
-        current = self._current[name]
-        versions = integer_versions(self.base_path / name)
-        gone = not (current.path / "saved_model.pb").exists()
-        candidates = [v for v in versions if v > current.version or (gone and v != current.version)]
-        if not candidates:
-            if gone:
-                tf.get_logger().warning(f"version {current.version} of '{name}' was removed and no other version "
-                                        f"is left; still serving it")
-            return
-        newest = max(candidates)
-        failures, next_try = self._retries.get((name, newest), (0, 0.0))
+    def _load(self, name: str, version: int) -> LoadedVersion | None:
+        """Loads a version, or None when it failed (tried again after a back-off) or is backing off."""
+        failures, next_try = self._retries.get((name, version), (0, 0.0))
         if time.monotonic() < next_try:
-            return
+            return None
         try:
-            self._current[name] = load_version(self.base_path / name, newest)
-            self._retries.pop((name, newest), None)
+            loaded = load_version(self.configs[name].base_path, version)
         except Exception as err:  # a broken version must not take the server down: tried again later
             delay = min(MAX_RETRY_SECONDS, 0.5 * 2 ** failures)
-            self._retries[(name, newest)] = (failures + 1, time.monotonic() + delay)
-            tf.get_logger().error(f"could not load version {newest} of '{name}' (attempt {failures + 1}, next in "
+            self._retries[(name, version)] = (failures + 1, time.monotonic() + delay)
+            tf.get_logger().error(f"could not load version {version} of '{name}' (attempt {failures + 1}, next in "
                                   f"{delay:.1f} s): {err}")
+            return None
+        self._retries.pop((name, version), None)
+        return loaded
+
+    def refresh(self, name: str) -> None:
+        """Serves the versions the policy selects among those on disk now: new ones are loaded first, versions no
+        longer selected (or deleted) are dropped once something selected is loaded."""
+        config, served = self.configs[name], self._served[name]
+        wanted = config.wanted(integer_versions(config.base_path))
+        kept = {v: served[v] for v in wanted if v in served and (served[v].path / "saved_model.pb").exists()}
+        new = dict(kept)
+        for version in wanted:
+            if version not in new:
+                loaded = self._load(name, version)
+                if loaded is not None:
+                    new[version] = loaded
+        if not new:
+            if not any((v.path / "saved_model.pb").exists() for v in served.values()):
+                tf.get_logger().warning(f"the served versions {sorted(served)} of '{name}' were removed and no "
+                                        "other version loads; still serving them")
+            return
+        if new.keys() != served.keys():
+            self._served[name] = new
 
     def close(self) -> None:
         self._stop.set()

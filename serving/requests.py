@@ -38,17 +38,25 @@ def graph_error(message: str) -> str:
 
 
 def resolve(repository: ModelRepository, model: str, version: int | None, signature: str,
-            default_signature: str) -> tuple[LoadedVersion, str]:
-    """The loaded version and signature name a request addresses, or NOT_FOUND naming what is served."""
+            default_signature: str, label: str | None = None) -> tuple[LoadedVersion, str]:
+    """The loaded version (by number, by version ``label``, or the newest served) and the signature name a
+    request addresses, or NOT_FOUND naming what is served."""
+    served = repository.names
+    if model not in served:
+        raise RequestError(grpc.StatusCode.NOT_FOUND,
+                           f"model {shown(model)} is not served here; served models are {served}")
+    if label:
+        labels = repository.labels(model)
+        if label not in labels:
+            raise RequestError(grpc.StatusCode.NOT_FOUND, f"model {shown(model)} has no version label "
+                               f"{shown(label)}; its labels are {sorted(labels)}")
+        version = labels[label]
     try:
         loaded = repository.get(model, version)
     except KeyError:
-        served = repository.names
-        if model not in served:
-            raise RequestError(grpc.StatusCode.NOT_FOUND,
-                               f"model {shown(model)} is not served here; served models are {served}") from None
-        raise RequestError(grpc.StatusCode.NOT_FOUND, f"version {version} of model {shown(model)} is not loaded; "
-                           f"the served version is {repository.get(model).version}") from None
+        via = f" (label {shown(label)})" if label else ""
+        raise RequestError(grpc.StatusCode.NOT_FOUND, f"version {version}{via} of model {shown(model)} is not "
+                           f"loaded; the served versions are {repository.served_versions(model)}") from None
     name = signature or default_signature
     if name not in loaded.signature_defs:
         raise RequestError(grpc.StatusCode.NOT_FOUND, f"signature {shown(name)} not found in model {shown(model)}; "
@@ -129,3 +137,42 @@ def run_predict(loaded: LoadedVersion, signature: str, arrays: dict, output_filt
     outputs = batcher.call(loaded, signature, arrays) if batcher is not None else \
         call_signature(loaded, signature, arrays)
     return select_outputs(outputs, output_filter)
+
+
+def check_examples(count: int, max_rows: int = DEFAULT_MAX_ROWS) -> None:
+    """A Classify/Regress request carries between 1 and ``max_rows`` examples."""
+    if count == 0:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "the request carries no examples")
+    if count > max_rows:
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f"the request has {count} examples; this server takes at most {max_rows} rows per request")
+
+
+def run_classify(loaded: LoadedVersion, signature: str, examples: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Scores ``[B, C]`` and class labels ``[B, C]`` (bytes) of serialized tf.Examples, on a classify signature
+    (``check_method`` first)."""
+    outputs = loaded.signatures[signature](inputs=tf.constant(examples, dtype=tf.string))
+    return outputs["scores"].numpy(), outputs["classes"].numpy()
+
+
+def run_regress(loaded: LoadedVersion, signature: str, examples: list[bytes]) -> np.ndarray:
+    """One value per serialized tf.Example ``[B]``, on a regress signature (``check_method`` first)."""
+    outputs = loaded.signatures[signature](inputs=tf.constant(examples, dtype=tf.string))
+    return np.asarray(outputs["outputs"].numpy()).reshape(-1)
+
+
+def status_of(err: Exception) -> tuple[grpc.StatusCode, str]:
+    """The gRPC status and message that answer an exception raised while handling a request (REST maps the
+    status to HTTP): the request's own faults are INVALID_ARGUMENT or NOT_FOUND; anything else is INTERNAL with
+    its type named (never UNKNOWN)."""
+    if isinstance(err, RequestError):
+        return err.code, str(err)
+    if isinstance(err, tf.errors.InvalidArgumentError):
+        return grpc.StatusCode.INVALID_ARGUMENT, graph_error(err.message)
+    if isinstance(err, UnicodeDecodeError):  # a graph error quoting request bytes that are not UTF-8
+        return grpc.StatusCode.INVALID_ARGUMENT, ("the request holds bytes that are not valid UTF-8 where the model "
+                                                  "reads text (e.g. a serialized tf.Example that does not parse)")
+    if isinstance(err, tf.errors.OpError):
+        return grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {graph_error(err.message)}"
+    tf.get_logger().exception("request failed")
+    return grpc.StatusCode.INTERNAL, f"internal error ({type(err).__name__}): {err}"

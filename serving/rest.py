@@ -1,15 +1,23 @@
-"""TF Serving's REST API for the embedded server (predict and model status), on the standard library.
+"""TF Serving's REST API for the embedded server, on the standard library.
 
-* ``POST /v1/models/NAME[/versions/N]:predict`` with ``{"signature_name"?, "instances": [{feature: value}]}``
-  (row form; answer ``{"predictions": [{output: value}]}``) or ``{"inputs": {feature: [values]}}`` (columnar;
-  answer ``{"outputs": {output: [values]}}``).
-* ``GET /v1/models/NAME[/versions/N]``: ``{"model_version_status": [{"version", "state", "status"}]}``.
+Every endpoint addresses ``/v1/models/NAME``, optionally ``/versions/N`` or ``/labels/LABEL`` (default: the
+newest served version):
+
+* ``GET  .../``: model status, ``{"model_version_status": [{"version", "state", "status"}]}`` (every served
+  version when none is named);
+* ``GET  .../metadata``: ``{"model_spec": {...}, "metadata": {"signature_def": {"signature_def": {...}}}}``;
+* ``POST ...:predict`` with ``{"signature_name"?, "instances": [{feature: value}]}`` (row form; answer
+  ``{"predictions": [{output: value}]}``) or ``{"inputs": {feature: [values]}}`` (columnar; answer
+  ``{"outputs": {output: [values]}}``);
+* ``POST ...:classify`` / ``:regress`` with ``{"signature_name"?, "context"?, "examples": [{feature: value}]}``
+  (``serving.json_examples``); answers ``{"result": [[[class, score], ...], ...]}`` / ``{"result": [value, ...]}``.
 
 Errors answer ``{"error": message}`` with 400 (invalid argument, including a body that is not UTF-8 JSON or is
-nested too deep, or a ``Content-Length`` that is not a non-negative integer), 404 (unknown model, version,
-signature or path), 408 (a body shorter than its ``Content-Length``: the read times out after
-``READ_TIMEOUT_SECONDS``), 411 (no ``Content-Length``), 413 (over ``MAX_MESSAGE_BYTES``) or 500 (a server fault,
-named). Every request gets an answer; none closes the connection without one. JSON is the only thing parsed.
+nested too deep, or a ``Content-Length`` that is not a non-negative integer; errors raised inside the graph keep
+their message), 404 (unknown model, version, label, signature or path), 408 (a body shorter than its
+``Content-Length``: the read times out after ``READ_TIMEOUT_SECONDS``), 411 (no ``Content-Length``), 413 (over
+``MAX_MESSAGE_BYTES``) or 500 (a server fault, named). Every request gets an answer; none closes the connection
+without one. JSON is the only thing parsed.
 """
 
 from __future__ import annotations
@@ -23,23 +31,33 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import grpc
 import numpy as np
 import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow_serving.apis import get_model_metadata_pb2
 
+from tfctr.serving.json_examples import examples_from_json
 from tfctr.serving.options import MAX_MESSAGE_BYTES
 from tfctr.serving.repository import ModelRepository
 from tfctr.serving.requests import (
     DEFAULT_MAX_ROWS,
     RequestError,
+    check_examples,
     check_known_inputs,
-    graph_error,
+    check_method,
     input_dtypes,
     resolve,
+    run_classify,
     run_predict,
+    run_regress,
     shown,
+    status_of,
 )
 
 READ_TIMEOUT_SECONDS = 10.0
-_PATH = re.compile(r"^/v1/models/([A-Za-z0-9_.-]+)(?:/versions/(\d+))?(:predict)?$")
-_HTTP = {grpc.StatusCode.NOT_FOUND: HTTPStatus.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT: HTTPStatus.BAD_REQUEST}
+_PATH = re.compile(r"^/v1/models/(?P<model>[A-Za-z0-9_.-]+)"
+                   r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[A-Za-z0-9_.-]+))?"
+                   r"(?:(?P<metadata>/metadata)|:(?P<method>predict|classify|regress))?$")
+_HTTP = {grpc.StatusCode.NOT_FOUND: HTTPStatus.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT: HTTPStatus.BAD_REQUEST,
+         grpc.StatusCode.INTERNAL: HTTPStatus.INTERNAL_SERVER_ERROR}
 
 
 def _typed(name: str, values, dtype: tf.DType) -> np.ndarray:
@@ -66,16 +84,13 @@ def _jsonable(value: np.ndarray):
 
 
 def predict_json(repository: ModelRepository, model: str, version: int | None, body: dict, batcher=None,
-                 max_rows: int = DEFAULT_MAX_ROWS) -> dict:
+                 max_rows: int = DEFAULT_MAX_ROWS, label: str | None = None) -> dict:
     """Answers one REST predict body (row or columnar form)."""
-    if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
+    signature_name = _signature_name(body)
+    if ("instances" in body) == ("inputs" in body):
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                            'the body must be a JSON object with exactly one of "instances" or "inputs"')
-    signature_name = body.get("signature_name", "")
-    if not isinstance(signature_name, str):
-        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                           f'"signature_name" must be a string, got {type(signature_name).__name__}')
-    loaded, signature = resolve(repository, model, version, signature_name, "serving_default")
+    loaded, signature = resolve(repository, model, version, signature_name, "serving_default", label)
     dtypes = input_dtypes(loaded, signature)
     if "instances" in body:
         rows = body["instances"]
@@ -97,10 +112,48 @@ def predict_json(repository: ModelRepository, model: str, version: int | None, b
     return {"predictions": [dict(zip(outputs, values)) for values in zip(*outputs.values())]}
 
 
-def status_json(repository: ModelRepository, model: str, version: int | None) -> dict:
-    loaded, _ = resolve(repository, model, version, "", "serving_default")
-    return {"model_version_status": [{"version": str(loaded.version), "state": "AVAILABLE",
-                                      "status": {"error_code": "OK", "error_message": ""}}]}
+def _signature_name(body) -> str:
+    if not isinstance(body, dict):
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "the body must be a JSON object")
+    name = body.get("signature_name", "")
+    if not isinstance(name, str):
+        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
+                           f'"signature_name" must be a string, got {type(name).__name__}')
+    return name
+
+
+def examples_json(repository: ModelRepository, model: str, version: int | None, label: str | None, body,
+                  method: str, max_rows: int = DEFAULT_MAX_ROWS) -> dict:
+    """Answers one REST classify or regress body: ``{"result": ...}`` as TF Serving's."""
+    loaded, signature = resolve(repository, model, version, _signature_name(body), method, label)
+    check_method(loaded, signature, method)
+    examples = examples_from_json(body)
+    check_examples(len(examples), max_rows)
+    if method == "regress":
+        return {"result": run_regress(loaded, signature, examples).tolist()}
+    scores, classes = run_classify(loaded, signature, examples)
+    return {"result": [[[c.decode(errors="replace"), float(score)] for c, score in zip(row_classes, row_scores)]
+                       for row_classes, row_scores in zip(classes, scores)]}
+
+
+def status_json(repository: ModelRepository, model: str, version: int | None, label: str | None = None) -> dict:
+    """The asked version's status, or every served version's."""
+    loaded, _ = resolve(repository, model, version, "", "serving_default", label)
+    versions = [loaded.version] if version is not None or label else repository.served_versions(model)
+    return {"model_version_status": [{"version": str(v), "state": "AVAILABLE",
+                                      "status": {"error_code": "OK", "error_message": ""}}
+                                     for v in sorted(versions, reverse=True)]}
+
+
+def metadata_json(repository: ModelRepository, model: str, version: int | None, label: str | None = None) -> dict:
+    """The model's signature definitions, as TF Serving's REST metadata answer."""
+    loaded, _ = resolve(repository, model, version, "", "serving_default", label)
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    for key, value in loaded.signature_defs.items():
+        signature_map.signature_def[key].CopyFrom(value)
+    return {"model_spec": {"name": model, "signature_name": "", "version": str(loaded.version)},
+            "metadata": {"signature_def": json_format.MessageToDict(signature_map,
+                                                                     preserving_proto_field_name=True)}}
 
 
 def _content_length(header: str | None) -> int:
@@ -150,28 +203,31 @@ def make_rest_server(repository: ModelRepository, port: int, host: str = "127.0.
             self.end_headers()
             self.wfile.write(data)
 
-        def _route(self, want_predict: bool):
+        def _route(self, post: bool) -> tuple[str, int | None, str | None, str]:
+            """(model, version, label, endpoint) of the path; endpoint is status/metadata (GET) or
+            predict/classify/regress (POST)."""
             match = _PATH.match(self.path)
-            if not match or bool(match.group(3)) != want_predict:
-                raise RequestError(grpc.StatusCode.NOT_FOUND, f"no endpoint {self.command} {self.path}")
-            return match.group(1), (int(match.group(2)) if match.group(2) else None)
+            endpoint = match and (match["method"] or ("metadata" if match["metadata"] else "status"))
+            if not match or (endpoint in ("predict", "classify", "regress")) != post:
+                raise RequestError(grpc.StatusCode.NOT_FOUND, f"no endpoint {self.command} {shown(self.path)}")
+            return match["model"], int(match["version"]) if match["version"] else None, match["label"], endpoint
 
         def _handle(self, work):
             try:
                 self._answer(HTTPStatus.OK, work())
             except _HTTPError as err:
                 self._answer(err.status, {"error": str(err)})
-            except RequestError as err:
-                self._answer(_HTTP.get(err.code, HTTPStatus.BAD_REQUEST), {"error": str(err)})
-            except tf.errors.InvalidArgumentError as err:
-                self._answer(HTTPStatus.BAD_REQUEST, {"error": graph_error(err.message)})
-            except Exception as err:  # a server fault still gets an answer, with its cause
-                tf.get_logger().exception("REST request failed")
-                self._answer(HTTPStatus.INTERNAL_SERVER_ERROR,
-                             {"error": f"internal error ({type(err).__name__}): {str(err)[:500]}"})
+            except Exception as err:  # every failure gets an answer with its cause (server faults: 500)
+                code, message = status_of(err)
+                self._answer(_HTTP.get(code, HTTPStatus.INTERNAL_SERVER_ERROR), {"error": message})
 
         def do_GET(self):  # noqa: N802 (http.server's naming)
-            self._handle(lambda: status_json(repository, *self._route(want_predict=False)))
+            def work():
+                model, version, label, endpoint = self._route(post=False)
+                answer = metadata_json if endpoint == "metadata" else status_json
+                return answer(repository, model, version, label)
+
+            self._handle(work)
 
         def _read_body(self) -> bytes:
             length = _content_length(self.headers.get("Content-Length"))
@@ -188,8 +244,11 @@ def make_rest_server(repository: ModelRepository, port: int, host: str = "127.0.
         def do_POST(self):  # noqa: N802
             def work():
                 data = self._read_body()
-                model, version = self._route(want_predict=True)
-                return predict_json(repository, model, version, _parse_body(data), batcher, max_rows)
+                model, version, label, endpoint = self._route(post=True)
+                body = _parse_body(data)
+                if endpoint == "predict":
+                    return predict_json(repository, model, version, body, batcher, max_rows, label)
+                return examples_json(repository, model, version, label, body, endpoint, max_rows)
 
             self._handle(work)
 

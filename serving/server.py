@@ -17,7 +17,6 @@ import threading
 from concurrent import futures
 
 import grpc
-import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import (
     classification_pb2,
@@ -35,12 +34,15 @@ from tfctr.serving.repository import ModelRepository
 from tfctr.serving.requests import (
     DEFAULT_MAX_ROWS,
     RequestError,
+    check_examples,
     check_known_inputs,
     check_method,
-    graph_error,
     input_dtypes,
     resolve,
+    run_classify,
     run_predict,
+    run_regress,
+    status_of,
 )
 from tfctr.serving.tensors import decode_input
 
@@ -48,8 +50,14 @@ from tfctr.serving.tensors import decode_input
 MAX_ERROR_CHARS = 2000
 
 
-def _version_of(model_spec) -> int | None:
-    return model_spec.version.value if model_spec.HasField("version") else None
+def _version_of(model_spec) -> tuple[int | None, str | None]:
+    """The version number or the version label a ModelSpec asks for (neither: the newest served)."""
+    choice = model_spec.WhichOneof("version_choice")
+    if choice == "version":
+        return model_spec.version.value, None
+    if choice == "version_label":
+        return None, model_spec.version_label
+    return None, None
 
 
 class _Handler:
@@ -57,28 +65,13 @@ class _Handler:
         self.repository = repository
 
     def resolve(self, model_spec, default_signature: str):
-        return resolve(self.repository, model_spec.name, _version_of(model_spec), model_spec.signature_name,
-                       default_signature)
+        version, label = _version_of(model_spec)
+        return resolve(self.repository, model_spec.name, version, model_spec.signature_name, default_signature,
+                       label)
 
     def spec_of(self, loaded, version_spec: model_pb2.ModelSpec, name: str) -> model_pb2.ModelSpec:
         return model_pb2.ModelSpec(name=version_spec.name, signature_name=name,
                                    version={"value": loaded.version})
-
-
-def _status_of(err: Exception) -> tuple[grpc.StatusCode, str]:
-    """The gRPC status and message that answer an exception raised while handling a request: the request's own
-    faults are INVALID_ARGUMENT or NOT_FOUND; anything else is INTERNAL with its type named (never UNKNOWN)."""
-    if isinstance(err, RequestError):
-        return err.code, str(err)
-    if isinstance(err, tf.errors.InvalidArgumentError):
-        return grpc.StatusCode.INVALID_ARGUMENT, graph_error(err.message)
-    if isinstance(err, UnicodeDecodeError):  # a graph error quoting request bytes that are not UTF-8
-        return grpc.StatusCode.INVALID_ARGUMENT, ("the request holds bytes that are not valid UTF-8 where the model "
-                                                  "reads text (e.g. a serialized tf.Example that does not parse)")
-    if isinstance(err, tf.errors.OpError):
-        return grpc.StatusCode.INTERNAL, f"{type(err).__name__}: {graph_error(err.message)}"
-    tf.get_logger().exception("request failed")
-    return grpc.StatusCode.INTERNAL, f"internal error ({type(err).__name__}): {err}"
 
 
 def _call(handler_fn):
@@ -86,7 +79,7 @@ def _call(handler_fn):
         try:
             return handler_fn(self, request)
         except Exception as err:  # every failure is answered with a status and a message
-            code, message = _status_of(err)
+            code, message = status_of(err)
             context.abort(code, message[:MAX_ERROR_CHARS])
     return method
 
@@ -111,7 +104,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
         return response
 
-    def _examples(self, request):
+    def _examples(self, request) -> list[bytes]:
         which = request.input.WhichOneof("kind")
         if which == "example_list":
             examples = [e.SerializeToString() for e in request.input.example_list.examples]
@@ -124,21 +117,15 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
                 merged.MergeFrom(e)
                 examples.append(merged.SerializeToString())
         else:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "the request carries no examples")
-        if not examples:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, "the request carries an empty example list")
-        if len(examples) > self.max_rows:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                               f"the request has {len(examples)} examples; this server takes at most "
-                               f"{self.max_rows} rows per request")
-        return tf.constant(examples)
+            examples = []
+        check_examples(len(examples), self.max_rows)
+        return examples
 
     @_call
     def Classify(self, request):
         loaded, name = self.handler.resolve(request.model_spec, "classify")
         check_method(loaded, name, "classify")
-        outputs = loaded.signatures[name](inputs=self._examples(request))
-        scores, classes = outputs["scores"].numpy(), outputs["classes"].numpy()
+        scores, classes = run_classify(loaded, name, self._examples(request))
         response = classification_pb2.ClassificationResponse(
             model_spec=self.handler.spec_of(loaded, request.model_spec, name))
         for row_scores, row_classes in zip(scores, classes):
@@ -151,9 +138,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Regress(self, request):
         loaded, name = self.handler.resolve(request.model_spec, "regress")
         check_method(loaded, name, "regress")
-        values = loaded.signatures[name](inputs=self._examples(request))["outputs"].numpy()
+        values = run_regress(loaded, name, self._examples(request))
         response = regression_pb2.RegressionResponse(model_spec=self.handler.spec_of(loaded, request.model_spec, name))
-        for value in np.asarray(values).reshape(-1):
+        for value in values:
             response.result.regressions.add(value=float(value))
         return response
 
@@ -181,11 +168,15 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
 
     @_call
     def GetModelStatus(self, request):
+        """The asked version's status, or (no version or label asked) every served version's."""
         loaded, _ = self.handler.resolve(request.model_spec, "serving_default")
+        asked = _version_of(request.model_spec) != (None, None)
+        versions = [loaded.version] if asked else self.handler.repository.served_versions(request.model_spec.name)
         response = get_model_status_pb2.GetModelStatusResponse()
-        status = response.model_version_status.add(version=loaded.version,
-                                                   state=get_model_status_pb2.ModelVersionStatus.AVAILABLE)
-        status.status.error_code = 0
+        for version in versions:
+            status = response.model_version_status.add(version=version,
+                                                       state=get_model_status_pb2.ModelVersionStatus.AVAILABLE)
+            status.status.error_code = 0
         return response
 
 
@@ -203,17 +194,24 @@ def make_server(repository: ModelRepository, port: int, host: str = "127.0.0.1",
     return server
 
 
-def serve(model_base_path, model_names, port: int = 8500, host: str = "127.0.0.1", poll_seconds: float = 1.0,
-          rest_port: int = 0, enable_batching: bool = False, max_batch_size: int = 256, batch_timeout_ms: float = 2.0,
-          max_rows: int = DEFAULT_MAX_ROWS):
+def serve(model_base_path=None, model_names=(), port: int = 8500, host: str = "127.0.0.1",
+          poll_seconds: float = 1.0, rest_port: int = 0, enable_batching: bool = False, max_batch_size: int = 256,
+          batch_timeout_ms: float = 2.0, max_rows: int = DEFAULT_MAX_ROWS, model_config_file=None):
     """Serves gRPC on ``port`` (and TF Serving's REST API on ``rest_port`` unless 0) until SIGTERM or SIGINT, then
-    stops cleanly (requests in flight get 5 seconds to finish). With ``enable_batching`` concurrent Predict
-    requests are merged (``tfctr.serving.batching``). A request of more than ``max_rows`` rows is refused
-    (INVALID_ARGUMENT) before its values are decoded."""
+    stops cleanly (requests in flight get 5 seconds to finish). The models: the latest version of each of
+    ``model_names`` under ``model_base_path``, or those of a TF Serving ``model_config_file`` (version policies
+    and labels, ``serving.model_config``). With ``enable_batching`` concurrent Predict requests are merged
+    (``tfctr.serving.batching``). A request of more than ``max_rows`` rows is refused (INVALID_ARGUMENT) before
+    its values are decoded."""
     from tfctr.serving.batching import Batcher
+    from tfctr.serving.model_config import read_model_config_file
     from tfctr.serving.rest import make_rest_server
 
-    repository = ModelRepository(model_base_path, model_names, poll_seconds)
+    if (model_config_file is None) == (model_base_path is None or not model_names):
+        raise ValueError("serve: give --model-config-file, or --model-base-path with --model-name (not both)")
+    configs = read_model_config_file(model_config_file) if model_config_file else None
+    repository = ModelRepository(model_base_path, model_names, poll_seconds, configs=configs)
+    model_names = repository.names
     batcher = Batcher(max_batch_size, batch_timeout_ms) if enable_batching else None
     server = make_server(repository, port, host, batcher=batcher, max_rows=max_rows)
     rest = make_rest_server(repository, rest_port, host, batcher, max_rows) if rest_port else None
@@ -229,5 +227,5 @@ def serve(model_base_path, model_names, port: int = 8500, host: str = "127.0.0.1
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     where = f"{host}:{port}" + (f", REST on {host}:{rest_port}" if rest else "")
-    print(f"tfctr serve: {model_names} from {model_base_path} on {where}", flush=True)
+    print(f"tfctr serve: {model_names} from {model_config_file or model_base_path} on {where}", flush=True)
     stopped.wait()

@@ -151,8 +151,9 @@ def _cmd_convert(args):
 def _cmd_serve(args):
     from tfctr.serving import serve
 
-    serve(args.model_base_path, args.model_name, port=args.port, host=args.host, poll_seconds=args.poll_seconds,
-          rest_port=args.rest_port, enable_batching=args.enable_batching, max_batch_size=args.max_batch_size,
+    serve(args.model_base_path, args.model_name or (), model_config_file=args.model_config_file, port=args.port,
+          host=args.host, poll_seconds=args.poll_seconds, rest_port=args.rest_port,
+          enable_batching=args.enable_batching, max_batch_size=args.max_batch_size,
           batch_timeout_ms=args.batch_timeout_ms, max_rows=args.max_rows_per_request)
 
 
@@ -402,8 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_convert)
 
     p = command("serve", "serve SavedModels over TF Serving's gRPC API and, with --rest-port, its REST API")
-    p.add_argument("--model-base-path", required=True, help="directory holding one folder of versions per model")
-    p.add_argument("--model-name", required=True, nargs="+", help="the models (folders of --model-base-path) to serve")
+    p.add_argument("--model-base-path", help="directory holding one folder of versions per model")
+    p.add_argument("--model-name", nargs="+", help="the models (folders of --model-base-path) to serve, each at its "
+                   "latest version")
+    p.add_argument("--model-config-file", help="instead of the two above: a TF Serving model config (text "
+                   "format: several models, version policies latest/all/specific, version labels)")
     p.add_argument("--port", type=int, default=8500, help="gRPC port")
     p.add_argument("--rest-port", type=int, default=0, help="TF Serving REST API port (0 = off)")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default loopback only)")
