@@ -183,6 +183,16 @@ def main():
         datasets["synthetic_learnable"] = synthetic(f"learnable_crosses_{args.rows}", args.rows, 50_000, 50_000,
                                                     config=LEARNABLE)
     results = {}
+    previous_path = RESULTS / f"{args.name}.json"
+
+    def record(done: bool):
+        """Writes what is measured so far (``"partial": true`` until the last row), so a long run that is
+        stopped keeps its finished rows."""
+        payload = {"rows": args.rows, "synthetic_epochs": args.synthetic_epochs, "datasets": results}
+        if args.update and previous_path.exists():
+            payload = merge_rerun(json.loads(previous_path.read_text()), payload, args)
+        write_result(args.name if done else f"{args.name}.partial", dict(payload, partial=not done))
+
     for data_name, paths in datasets.items():
         print(f"== {data_name}", flush=True)
         epochs = args.synthetic_epochs if data_name.startswith("synthetic") else None
@@ -192,8 +202,10 @@ def main():
             test = pq.read_table(paths["test"], columns=["label", TRUE_CTR_COLUMN])
             entry["bayes_optimal"] = evaluate(test.column(0).to_numpy(), test.column(1).to_numpy())
             print(f"  Bayes-optimal AUC {entry['bayes_optimal']['auc']:.4f}", flush=True)
+        results[data_name] = entry
         for model in args.models:
             entry["models"][model] = run_model(paths, spec, model, args.seeds, epochs)
+            record(done=False)
         for model in args.tuned:
             with tempfile.TemporaryDirectory() as out:
                 start = time.perf_counter()
@@ -204,12 +216,9 @@ def main():
             print(f"  tuned {model}: {study.best_hp}", flush=True)
             entry["tuned"][model] = dict(run_model(paths, spec, model, args.seeds, epochs, hp, training),
                                          best_hp=study.best_hp, trials=args.trials, tune_seconds=seconds)
-        results[data_name] = entry
-    payload = {"rows": args.rows, "synthetic_epochs": args.synthetic_epochs, "datasets": results}
-    previous_path = RESULTS / f"{args.name}.json"
-    if args.update and previous_path.exists():
-        payload = merge_rerun(json.loads(previous_path.read_text()), payload, args)
-    write_result(args.name, payload)
+            record(done=False)
+    record(done=True)
+    (RESULTS / f"{args.name}.partial.json").unlink(missing_ok=True)
 
 
 def merge_rerun(previous: dict, payload: dict, args) -> dict:
