@@ -81,7 +81,8 @@ def test_cli_failures_are_one_line_with_exit_code_2(clicked_data, tmp_path, caps
                  "--timeout", "2"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("tfctr predict: error: 127.0.0.1:1 answered UNAVAILABLE") and "\n" not in err
-    assert main(["predict", "--server", "127.0.0.1:1", "--model-name", "m", "--input", str(tmp_path / "no.parquet")]) == 2
+    missing = str(tmp_path / "no.parquet")
+    assert main(["predict", "--server", "127.0.0.1:1", "--model-name", "m", "--input", missing]) == 2
     assert "no such file or directory" in capsys.readouterr().err
 
 
