@@ -104,3 +104,16 @@ def test_every_option_of_every_command_has_help():
         for action in sub._actions:
             if action.dest != "help":
                 assert action.help, f"tfctr {name} {action.option_strings or action.dest} has no help"
+
+
+def test_label_values_that_are_not_0_or_1_are_one_line_errors(tmp_path, capsys):
+    import numpy as np
+    import pyarrow as pa
+
+    rows = np.random.default_rng(0).integers(0, 3, 600)
+    pq.write_table(pa.table({"a": rows.astype(str), "label": rows}), tmp_path / "bad.parquet")
+    bad = str(tmp_path / "bad.parquet")
+    assert main(["train", "--train", bad, "--valid", bad, "--model", "lr", "--epochs", "1", "--verbose", "0",
+                 "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "label column 'label' must be 0 or 1, found [2" in err

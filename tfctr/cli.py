@@ -443,10 +443,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _message(err: Exception) -> str:
-    """One line for a failed command; a bare ``FileNotFoundError(path)`` (as pyarrow raises) says what it is."""
+    """One line for a failed command: a bare ``FileNotFoundError(path)`` (as pyarrow raises) says what it is; an
+    error raised by tfctr's Python code inside the input pipeline (a ``tf.errors.OpError`` quoting it, e.g. a
+    label value that is not 0/1) gives that error's own line."""
     if isinstance(err, FileNotFoundError) and err.filename is None and len(err.args) == 1:
         return f"no such file or directory: {err.args[0]}"
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if hasattr(err, "op") and hasattr(err, "error_code"):  # a TensorFlow OpError
+        raised = [line for line in lines if re.match(r"^[A-Z]\w*(Error|Exception): ", line)]
+        useful = [line for line in lines if not line.startswith(("Graph execution error", "Detected at node", "[[",
+                                                                  "<", "Traceback", "File "))]
+        lines = raised or useful or lines
+    return lines[0] if lines else type(err).__name__
 
 
 def main(argv=None) -> int:
@@ -459,10 +467,11 @@ def main(argv=None) -> int:
         import tfctr  # noqa: F401  (pins legacy Keras before TensorFlow loads)
 
         args = build_parser().parse_args(argv)
+        import tensorflow as tf  # loaded by tfctr: for its error types
         try:
             args.func(args)
         except (ValueError, TypeError, KeyError, FileNotFoundError, FileExistsError, ImportError,
-                ConnectionError) as err:
+                ConnectionError, tf.errors.OpError) as err:
             print(f"tfctr {args.command}: error: {_message(err)}", file=sys.stderr)
             return 2
     return 0
