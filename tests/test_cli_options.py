@@ -117,3 +117,13 @@ def test_label_values_that_are_not_0_or_1_are_one_line_errors(tmp_path, capsys):
                  "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "label column 'label' must be 0 or 1, found [2" in err
+
+
+def test_a_teacher_without_embeddings_gives_the_student_its_own_table(clicked_data, tmp_path):
+    train(clicked_data["train"], clicked_data["valid"], tmp_path / "lr", model="lr", label="clicked", epochs=1,
+          verbose=0)
+    assert main(["distill", *_data_args(clicked_data), "--teacher", str(tmp_path / "lr"), "--epochs", "1",
+                 "--finetune-epochs", "0", "--hp", "num_layers=1", "--verbose", "0",
+                 "--out", str(tmp_path / "kd")]) == 0
+    config = json.loads((tmp_path / "kd" / "distilled" / "config.json").read_text())
+    assert not config["training"]["shared_embedding"] and config["hyper_parameters"]["embedding_dim"] == 16

@@ -152,6 +152,14 @@ def _summary_row(net, metrics: dict) -> dict:
     return row
 
 
+def _embedding_dim(model: tf.keras.Model) -> int | None:
+    """D of a model's field embedding table, None when it has none."""
+    try:
+        return int(model.get_layer(EMBEDDING_LAYER).output_shape[-1])
+    except ValueError:
+        return None
+
+
 def _check_student_data(spec, teacher_spec, label: str, exclude) -> None:
     """The student reads the teacher's features: ``label``, a given ``spec`` and ``exclude`` must agree with it."""
     if label != teacher_spec.label:
@@ -210,8 +218,8 @@ def distill(
         label, spec, exclude: the data options of ``train``; the student reads the teacher's features, so they
             must agree with the teacher's spec (an error says where they do not).
         embedding_dim: the student's D. By default the teacher's: the student's table starts as a copy of the
-            teacher's and stays frozen while distilling (the paper's setting). Another D gives the student its
-            own table, learnt during the distillation.
+            teacher's and stays frozen while distilling (the paper's setting). Another D (or a teacher without a
+            field embedding, such as ``lr``) gives the student its own table, learnt during the distillation.
         alpha, beta: the distillation loss weights (see ``Distiller``).
         epochs: at most this many distillation epochs: model selection (``ModelSelection``) on
             ``distill_monitor`` with ``patience`` and one learning-rate reduction stops it when it has converged;
@@ -242,10 +250,11 @@ def distill(
     _check_student_data(spec, teacher_run.spec, label, exclude)
     spec, teacher_model = teacher_run.spec, teacher_run.model
     hp = dict(student_params or {})
-    teacher_dim = int(teacher_model.get_layer(EMBEDDING_LAYER).output_shape[-1])
+    teacher_dim = _embedding_dim(teacher_model)  # None: a teacher without a field embedding (e.g. lr)
     if "embedding_dim" in hyper_parameters(student):
-        hp["embedding_dim"] = embedding_dim or hp.get("embedding_dim", teacher_dim)
-    shared_table = hp.get("embedding_dim", teacher_dim) == teacher_dim
+        hp["embedding_dim"] = embedding_dim or hp.get("embedding_dim", teacher_dim) or \
+            hyper_parameters(student)["embedding_dim"]
+    shared_table = teacher_dim is not None and hp.get("embedding_dim", teacher_dim) == teacher_dim
 
     def build_student():
         return build(student, spec, **hp)
