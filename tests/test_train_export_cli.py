@@ -15,7 +15,7 @@ from tfctr.data.encoding import arrow_to_serving
 from tfctr.export import export_saved_model
 from tfctr.metrics import evaluate
 from tfctr.training import load_run, train
-from tfctr.training.train import predict_split
+from tfctr.training.train import predict_split, resumed_epoch
 
 ENV = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -129,9 +129,16 @@ def test_killed_run_resumes_from_backup(small_data, tmp_path):
     assert training["epochs_run_since_resume"] == 2  # epochs 2 and 3 only: epoch 1 came from the backup
     # the selection resumed too: it knows all three epochs, and keeps the best of them (the uninterrupted run's)
     assert training["epochs_run"] == 3 and len(training["selection"]["scores"]) == 3
-    whole = train(**dict(args, out=str(tmp_path / "whole"))).metrics["training"]
+    whole_run = train(**dict(args, out=str(tmp_path / "whole")))
+    whole = whole_run.metrics["training"]
     assert training["selection"]["selected_epoch"] == whole["selection"]["selected_epoch"]
     assert not (tmp_path / "run" / "backup").exists()
+    # the resumed epochs read the rows in the uninterrupted run's order: the same model (lr has no dropout)
+    assert resumed_epoch(tmp_path / "run" / "backup") == 0
+    assert training["selection"]["scores"] == whole["selection"]["scores"]
+    for resumed_weight, whole_weight in zip(result.model.get_weights(), whole_run.model.get_weights()):
+        np.testing.assert_array_equal(resumed_weight, whole_weight)
+    assert result.metrics["valid"] == whole_run.metrics["valid"]
 
 
 def test_export_needs_a_spec_and_a_valid_name(small_data, tmp_path, cli_run):

@@ -47,5 +47,5 @@ def native_stderr_hidden():
         os.dup2(saved, 2)
         os.close(saved)
         if visible is not None:
+            # not closed: logging handlers created inside the block (TensorFlow's, at import) keep writing to it
             sys.stderr = python_stderr
-            visible.close()

@@ -183,6 +183,7 @@ def parquet_dataset(
     drop_remainder: bool = False,
     with_label: bool = True,
     prefetch: int = 2,
+    first_epoch: int = 0,
 ) -> tf.data.Dataset:
     """A ``tf.data.Dataset`` yielding ``(features, label)`` batches (or ``features`` if ``with_label=False``).
 
@@ -192,6 +193,8 @@ def parquet_dataset(
         batch_size: rows per batch (the last batch is smaller unless ``drop_remainder``).
         shuffle: shuffle file order and rows (within windows of ``shuffle_buffer`` rows), anew every epoch.
         seed: seed of the shuffle; epoch e uses ``seed + e``.
+        first_epoch: the epoch e of the first pass (a run resumed at epoch e reads the rows in the order the
+            uninterrupted run read them in that epoch).
         shard: ``(num_shards, index)``: read only this worker's part of the files.
         drop_remainder: drop the last incomplete batch.
         with_label: yield labels (the label column must then exist and hold 0/1).
@@ -202,11 +205,12 @@ def parquet_dataset(
     files = resolve_paths(paths)
     if shard is not None and len(files) >= shard[0]:  # whole files: shuffling then permutes this shard's files
         files, shard = files[shard[1]::shard[0]], None
-    for path in files:
-        open_checked(path, spec, with_label=with_label)
+    rows = sum(open_checked(path, spec, with_label=with_label).metadata.num_rows for path in files)
+    if shard is not None:  # every num_shards-th row
+        rows = len(range(shard[1], rows, shard[0]))
     encoder = ArrowEncoder(spec)
     window = max(shuffle_buffer, batch_size) if shuffle else batch_size
-    epoch = [0]
+    epoch = [first_epoch]
 
     def generate():
         rng = np.random.default_rng(seed + epoch[0])
@@ -240,7 +244,10 @@ def parquet_dataset(
         feature_signature[feature.name] = tf.TensorSpec((None, *shape), dtype)
     signature = (feature_signature, tf.TensorSpec((None,), tf.float32)) if with_label else feature_signature
     dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    return dataset.prefetch(prefetch)
+    # the batches of one pass are known: Keras then runs exactly that many steps from the first epoch (with an
+    # unknown count its first epoch ends on a failed extra step that still counts an optimizer iteration)
+    batches = rows // batch_size + (0 if drop_remainder or rows % batch_size == 0 else 1)
+    return dataset.apply(tf.data.experimental.assert_cardinality(batches)).prefetch(prefetch)
 
 
 def _concat(pending):

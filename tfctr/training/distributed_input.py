@@ -37,22 +37,24 @@ class Input:
 
 
 def split_inputs(strategy_name: str, train, valid, spec: FeatureSpec, batch_size: int, shuffle_buffer: int,
-                 seed: int, work_dir: Path) -> tuple[Input, Input]:
-    """Training and validation ``Input`` of the splits ``train`` and ``valid`` under ``strategy_name``."""
+                 seed: int, work_dir: Path, first_epoch: int = 0) -> tuple[Input, Input]:
+    """Training and validation ``Input`` of the splits ``train`` and ``valid`` under ``strategy_name``; the
+    training rows are shuffled as in epoch ``first_epoch`` first (a resumed run), except under
+    ``parameter_server``, whose workers draw their own orders."""
     if strategy_name == "multi_worker":
         role = ClusterRole.from_environment()
-        return (sharded_input(train, spec, batch_size, role, shuffle_buffer, seed, "training"),
+        return (sharded_input(train, spec, batch_size, role, shuffle_buffer, seed, "training", first_epoch),
                 sharded_input(valid, spec, batch_size, role, 0, seed, "validation"))
     if strategy_name == "parameter_server":
         return (snapshot_input(train, spec, batch_size, work_dir / "train", shuffle_buffer),
                 snapshot_input(valid, spec, batch_size, work_dir / "valid", 0))
-    return (Input(parquet_dataset(train, spec, batch_size, shuffle=True, shuffle_buffer=shuffle_buffer, seed=seed),
-                  None, shard_rows(train, 1, 0)),
+    return (Input(parquet_dataset(train, spec, batch_size, shuffle=True, shuffle_buffer=shuffle_buffer, seed=seed,
+                                  first_epoch=first_epoch), None, shard_rows(train, 1, 0)),
             Input(parquet_dataset(valid, spec, max(batch_size, 4096)), None, shard_rows(valid, 1, 0)))
 
 
 def sharded_input(paths, spec: FeatureSpec, batch_size: int, role: ClusterRole, shuffle_buffer: int, seed: int,
-                  split: str) -> Input:
+                  split: str, first_epoch: int = 0) -> Input:
     """Per-worker shards of ``paths`` with equal steps on every worker (``multi_worker``); no shuffling when
     ``shuffle_buffer`` is 0."""
     workers = len(role.synchronous_workers)
@@ -69,7 +71,7 @@ def sharded_input(paths, spec: FeatureSpec, batch_size: int, role: ClusterRole, 
         shard = (context.num_input_pipelines, context.input_pipeline_id)
         dataset = parquet_dataset(paths, spec, context.get_per_replica_batch_size(batch_size),
                                   shuffle=shuffle_buffer > 0, shuffle_buffer=max(shuffle_buffer, 1), seed=seed,
-                                  shard=shard, drop_remainder=True)
+                                  shard=shard, drop_remainder=True, first_epoch=first_epoch)
         return dataset.take(steps * replicas_per_worker).repeat()
 
     return Input(tf.keras.utils.experimental.DatasetCreator(dataset_fn), steps, steps * batch_size)

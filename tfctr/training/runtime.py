@@ -62,9 +62,10 @@ class Runtime:
             yield
 
     def inputs(self, train, valid, spec: FeatureSpec, batch_size: int, shuffle_buffer: int, seed: int,
-               work_dir: Path) -> tuple[Input, Input]:
+               work_dir: Path, first_epoch: int = 0) -> tuple[Input, Input]:
         """Training and validation input of the splits for this strategy (``split_inputs``)."""
-        return split_inputs(self.strategy_name, train, valid, spec, batch_size, shuffle_buffer, seed, work_dir)
+        return split_inputs(self.strategy_name, train, valid, spec, batch_size, shuffle_buffer, seed, work_dir,
+                            first_epoch)
 
     def local(self, net: tf.keras.Model, build_fn) -> tf.keras.Model:
         """``net`` itself, or under a cluster strategy a single-device copy (``build_fn()`` with its weights) for

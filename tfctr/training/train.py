@@ -101,6 +101,15 @@ def prepare_run_dir(run_dir: Path, overwrite: bool, finished: str = "model.keras
         shutil.rmtree(run_dir)
 
 
+def resumed_epoch(backup_dir: Path) -> int:
+    """The epoch a run restarts at: 0, or after a kill one past the last epoch ``BackupAndRestore`` checkpointed in
+    ``backup_dir`` (the epoch number it saves with the model)."""
+    checkpoint = tf.train.latest_checkpoint(str(backup_dir / "chief"))
+    if checkpoint is None:
+        return 0
+    return int(tf.train.load_variable(checkpoint, "ckpt_saved_epoch/.ATTRIBUTES/VARIABLE_VALUE")) + 1
+
+
 def announce(verbose, command: str, stage: int, stages: int, what: str):
     """Prints which stage of a multi-stage command starts (``tfctr distill: stage 1/2: ...``)."""
     if verbose:
@@ -275,7 +284,8 @@ def train(
 
     with runtime.scope():
         trainer = build_compiled()
-    train_input, valid_input = runtime.inputs(train, valid, spec, batch_size, shuffle_buffer, seed, run_dir / "encoded")
+    train_input, valid_input = runtime.inputs(train, valid, spec, batch_size, shuffle_buffer, seed, run_dir / "encoded",
+                                              first_epoch=resumed_epoch(run_dir / "backup"))
     train_data = train_input.data
     if isinstance(trainer, BilevelTraining):
         train_data = BilevelTraining.pair(train_data, valid_input.data)
