@@ -41,10 +41,13 @@ SUITE = (
                               "--name", "leaderboard_adult")),
     Job("leaderboard_synthetic", ("leaderboard.py", "--datasets", "synthetic", "--rows", "200000", "--seeds", "0",
                                   "--synthetic-epochs", "2", "--trials", "6", "--name", "leaderboard_synthetic")),
+    Job("leaderboard_synthetic_1m", ("leaderboard.py", "--datasets", "synthetic", "--rows", "1000000", "--seeds", "0",
+                                     "--synthetic-epochs", "5", "--tuned", "--name", "leaderboard_synthetic_1m")),
     Job("train_throughput", ("train_throughput.py", "--min-seconds", "6", "--repeats", "3")),
     Job("pipeline", ("pipeline.py",)),  # after train_throughput: it compares itself with the fastest models
     Job("serving", ("serving.py", "--seconds", "2")),
     Job("serving_adaensemble", ("serving.py", "--model", "adaensemble", "--seconds", "2")),
+    Job("serving_faults", ("serving_faults.py",)),
     Job("apg", ("apg.py",)),
     Job("quality_v100", ("quality.py", "--seeds", "0", "1")),
     Job("quality_v100_users4_wdl_apg_wdl_dcnv2_apg_dcnv2",
