@@ -59,8 +59,8 @@ def _common_args(args) -> dict:
                 "embedding_dim": args.embedding_dim, "patience": args.patience}
     return dict(train=args.train, valid=args.valid, test=args.test, label=args.label, spec=args.spec,
                 exclude=args.exclude, epochs=args.epochs, seed=args.seed, verbose=args.verbose,
-                strategy=args.strategy, mixed_precision=args.mixed_precision, min_shard_bytes=args.min_shard_bytes,
-                **{k: v for k, v in optional.items() if v is not None})
+                log_every=args.log_every, strategy=args.strategy, mixed_precision=args.mixed_precision,
+                min_shard_bytes=args.min_shard_bytes, **{k: v for k, v in optional.items() if v is not None})
 
 
 def _training_args(args) -> dict:
@@ -240,6 +240,8 @@ def add_common_options(p, strategies, *, epochs: int, epochs_help: str, learning
     runtime.add_argument("--min-shard-bytes", type=int, default=1 << 20,
                          help="parameter_server: variables of at least twice this size are split over the ps tasks")
     runtime.add_argument("--verbose", type=int, default=1, help="0 silent, 1 progress bars, 2 one line per epoch")
+    runtime.add_argument("--log-every", type=int, help="also write the training loss and metrics to TensorBoard "
+                         "(OUT/logs) every N steps (default: once an epoch)")
 
 
 def add_model_options(p, models):

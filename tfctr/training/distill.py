@@ -205,6 +205,7 @@ def distill(
     mixed_precision: bool = False,
     min_shard_bytes: int = 1 << 20,
     overwrite: bool = False,
+    log_every: int | None = None,
 ) -> DistillResult:
     """Teacher → distilled student (``out/distilled``) → fine-tuned student (``out/finetuned``), as
     ``tfctr distill``.
@@ -232,6 +233,7 @@ def distill(
             embeddings become trainable and a larger step overfits them at once) of the fine-tuning.
         strategy, mixed_precision, min_shard_bytes: where the stages run, as for ``train`` (``Runtime``).
         overwrite: replace a finished distillation in ``out`` (one with ``summary.json``); otherwise an error.
+        log_every: TensorBoard also gets the training loss and metrics every that many steps (as ``train``).
 
     Every stage's run directory has the layout of ``tfctr train``'s, so ``tfctr export`` exports either
     student (``--run OUT`` exports the last stage). ``out/summary.json`` compares teacher, distilled and
@@ -280,7 +282,7 @@ def distill(
         return stage_dir, fit_with_early_stopping(
             trainer, train_input.data, valid_input.data, stage_dir, stage_epochs, patience,
             train_input.rows_per_epoch, verbose=verbose, steps_per_epoch=train_input.steps,
-            validation_steps=valid_input.steps, monitor=monitor)
+            validation_steps=valid_input.steps, monitor=monitor, log_every=log_every)
 
     announce(verbose and runtime.is_chief, "distill", 1, 2 if finetune_epochs > 0 else 1,
              f"distil the teacher into {student} (at most {epochs} epochs, selected on {distill_monitor})")

@@ -89,7 +89,7 @@ class FusionSearch(StepModel):
 
 
 def _search(network, train_input, valid_input, stage_dir, epochs, patience, learning_rate, arch_learning_rate,
-            embedding_learning_rate, verbose, runtime, **flags):
+            embedding_learning_rate, verbose, runtime, log_every, **flags):
     with runtime.scope():
         embedding_optimizer = tf.keras.optimizers.Adam(embedding_learning_rate) if embedding_learning_rate else None
         search = FusionSearch(network, tf.keras.optimizers.Adam(arch_learning_rate),
@@ -98,7 +98,7 @@ def _search(network, train_input, valid_input, stage_dir, epochs, patience, lear
     stage_dir.mkdir(parents=True, exist_ok=True)
     return fit_with_early_stopping(search, train_input.data, valid_input.data, stage_dir, epochs, patience,
                                    train_input.rows_per_epoch, verbose=verbose, steps_per_epoch=train_input.steps,
-                                   validation_steps=valid_input.steps)
+                                   validation_steps=valid_input.steps, log_every=log_every)
 
 
 def search_fusion(
@@ -131,6 +131,7 @@ def search_fusion(
     mixed_precision: bool = False,
     min_shard_bytes: int = 1 << 20,
     overwrite: bool = False,
+    log_every: int | None = None,
 ) -> TrainResult:
     """Search (``out/search``), derive (``out/architecture.json``) and retrain (the run directory ``out``).
 
@@ -152,6 +153,8 @@ def search_fusion(
         strategy, mixed_precision, min_shard_bytes: where search and retraining run, as for ``train``
             (``Runtime``).
         overwrite: replace a finished run in ``out``; otherwise an error (a killed one resumes).
+        log_every: TensorBoard also gets the training loss and metrics every that many steps (as ``train``); the
+            search's logs hold α and β of every node each epoch (``tfctr.training.signals``).
 
     Returns the retrained run (``tfctr export --run OUT`` exports it: a plain model without α or β); its
     ``metrics.json`` also records the search and retrain seconds.
@@ -176,7 +179,8 @@ def search_fusion(
         network = build_supernet()
     common = dict(train_input=train_input, valid_input=valid_input, epochs=epochs, patience=patience,
                   learning_rate=learning_rate, arch_learning_rate=arch_learning_rate,
-                  embedding_learning_rate=embedding_learning_rate, verbose=verbose, runtime=runtime)
+                  embedding_learning_rate=embedding_learning_rate, verbose=verbose, runtime=runtime,
+                  log_every=log_every)
     stages = 2 if algorithm == "one_shot" else 3
     say = verbose and runtime.is_chief
     start = time.perf_counter()
@@ -216,7 +220,8 @@ def search_fusion(
     start = time.perf_counter()
     training = fit_with_early_stopping(derived, train_input.data, valid_input.data, out, retrain_epochs, patience,
                                        train_input.rows_per_epoch, verbose=verbose,
-                                       steps_per_epoch=train_input.steps, validation_steps=valid_input.steps)
+                                       steps_per_epoch=train_input.steps, validation_steps=valid_input.steps,
+                                       log_every=log_every)
     retrain_seconds = time.perf_counter() - start
     derived = runtime.local(derived, build_derived)
     if not runtime.is_chief:

@@ -37,6 +37,7 @@ from tfctr.training.callbacks import TrainingThroughput
 from tfctr.training.regularization import add_network_l2
 from tfctr.training.runtime import Runtime
 from tfctr.training.selection import DEFAULT_MONITOR, ModelSelection
+from tfctr.training.signals import MethodSignals, StepScalars, first_features, write_exact_metrics
 from tfctr.utils import set_seed
 
 DEFAULT_CLIPNORM = 10.0
@@ -129,12 +130,14 @@ def compile_ctr(net: tf.keras.Model, learning_rate: float, clipnorm: float | Non
 def fit_with_early_stopping(net, train_data, valid_data, run_dir: Path, epochs: int, patience: int,
                             train_rows: int, callbacks=None, verbose: int = 1, steps_per_epoch: int | None = None,
                             validation_steps: int | None = None, monitor: str = DEFAULT_MONITOR,
-                            lr_reductions: int = 1) -> dict:
+                            lr_reductions: int = 1, log_every: int | None = None) -> dict:
     """``net.fit`` with the run directory's backup (resumable), ``ModelSelection`` on ``monitor`` (best epoch's
     weights kept; after ``patience`` epochs without improvement the learning rate is divided by 10 up to
     ``lr_reductions`` times, then training stops), TensorBoard logs and throughput; returns the ``"training"``
     entry of ``metrics.json`` (with the ``"selection"`` record: selected epoch, scores, why it stopped).
-    ``train_rows``: rows of one epoch; ``steps_per_epoch``/``validation_steps`` for repeated cluster inputs."""
+    ``train_rows``: rows of one epoch; ``steps_per_epoch``/``validation_steps`` for repeated cluster inputs.
+    TensorBoard gets each epoch's losses, metrics and the methods' own signals (``MethodSignals``), and with
+    ``log_every`` the training loss and metrics every that many steps too."""
     throughput = TrainingThroughput(train_rows)
     # the selection's state is written before the backup's checkpoint of the same epoch (see ModelSelection)
     selection = ModelSelection(monitor, patience, reductions=lr_reductions, state_dir=run_dir / "backup" / "selection",
@@ -142,9 +145,10 @@ def fit_with_early_stopping(net, train_data, valid_data, run_dir: Path, epochs: 
     callbacks = [
         selection,
         tf.keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        MethodSignals(first_features(valid_data)),
         tf.keras.callbacks.TensorBoard(str(run_dir / "logs"), update_freq="epoch"),
         throughput,
-    ] + list(callbacks or [])
+    ] + ([StepScalars(run_dir / "logs" / "train", log_every)] if log_every else []) + list(callbacks or [])
     history = net.fit(train_data, validation_data=valid_data, epochs=epochs, callbacks=callbacks, verbose=verbose,
                       steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
     # finished: nothing left to resume. The chief removes the folder once every worker is past its last backup
@@ -176,6 +180,8 @@ def write_run(run_dir: Path, net: tf.keras.Model, spec: FeatureSpec, metrics: di
     config = dict(config, versions={"tfctr": tfctr.__version__, "tensorflow": tf.__version__})
     spec.save(run_dir / "spec.json")
     net.save(run_dir / "model.keras")
+    selection = metrics.get("training", {}).get("selection", {})
+    write_exact_metrics(run_dir / "logs", metrics, int(selection.get("selected_epoch") or 0))
     (run_dir / "config.json").write_text(json.dumps(config, indent=1))
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
 
@@ -213,6 +219,7 @@ def train(
     mixed_precision: bool = False,
     min_shard_bytes: int = 1 << 20,
     overwrite: bool = False,
+    log_every: int | None = None,
 ) -> TrainResult:
     """Trains model ``model`` on Parquet data and writes the run directory ``out``.
 
@@ -257,6 +264,9 @@ def train(
             over the parameter servers.
         overwrite: replace a finished run in ``out`` (without it that is an error; a killed run, which still has
             its ``backup/``, is resumed either way).
+        log_every: also write the training loss and metrics to TensorBoard every that many steps (default: once
+            an epoch). Every run's ``logs/`` holds each epoch's metrics, the learning rate and the methods' own
+            signals (``tfctr.training.signals``), and ``logs/exact`` the exact metrics of ``metrics.json``.
     """
     runtime = Runtime(strategy, mixed_precision, min_shard_bytes)
     set_seed(seed)
@@ -292,7 +302,7 @@ def train(
     callbacks = list(callbacks or []) + ([annealing_for(trainer, anneal_steps)] if anneal_steps else [])
     training = fit_with_early_stopping(trainer, train_data, valid_input.data, run_dir, epochs, patience,
                                        train_input.rows_per_epoch, callbacks, verbose, train_input.steps,
-                                       valid_input.steps, monitor, lr_reductions)
+                                       valid_input.steps, monitor, lr_reductions, log_every)
     net = runtime.local(trainer.network if isinstance(trainer, BilevelTraining) else trainer, build_compiled)
     if not runtime.is_chief:
         return TrainResult(run_dir, net, spec, {"training": training})
@@ -308,7 +318,8 @@ def train(
             lr_reductions=lr_reductions, clipnorm=clipnorm, l2_net=l2_net, routing=routing,
             router_learning_rate=router_learning_rate, router_every=router_every, anneal_steps=anneal_steps,
             oracle_column=oracle_column, shuffle_buffer=shuffle_buffer, strategy=strategy,
-            mixed_precision=mixed_precision, workers=runtime.workers, replicas=runtime.replicas),
+            mixed_precision=mixed_precision, workers=runtime.workers, replicas=runtime.replicas,
+            log_every=log_every),
     }
     write_run(run_dir, net, spec, metrics, config)
     return TrainResult(run_dir, net, spec, metrics)
