@@ -80,7 +80,9 @@ def routing(statistics: dict, title: str = ""):
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(experts))], experts)
     ax.set_ylabel("fraction of the layer's examples")
     ax.set_title("expert loads")
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, 1.0)
+    # beside the axes, not over the bars (loads reach 1.0 where an expert gets every example)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.5)
     if exits:
         ax = axes[0][1]
         ax.bar([str(d + 1) for d in range(len(exits))], exits, color="#aa3300")

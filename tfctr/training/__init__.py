@@ -9,9 +9,9 @@ from tfctr.training.distribute import strategy
 from tfctr.training.fusion_search import FusionSearch, search_fusion
 from tfctr.training.routing import RoutingMetrics, routing_statistics
 from tfctr.training.selection import ModelSelection
-from tfctr.training.train import TrainResult, load_run, train
+from tfctr.training.train import TrainResult, load_run, predict_split, train
 from tfctr.training.tuning import TuneResult, tune
 
 __all__ = ["BilevelTraining", "DistillResult", "Distiller", "FusionSearch", "ModelSelection", "RoutingMetrics",
-           "TrainResult", "TuneResult", "distill", "load_run", "routing_statistics", "search_fusion", "strategy",
-           "train", "tune"]
+           "TrainResult", "TuneResult", "distill", "load_run", "predict_split", "routing_statistics", "search_fusion",
+           "strategy", "train", "tune"]
