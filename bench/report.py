@@ -89,8 +89,10 @@ def leaderboard_table(result):
     synthetic = any("bayes_optimal" in entry for entry in result["datasets"].values())
     epochs = (f"; at most {result['synthetic_epochs']} epochs on synthetic data, where the AUC after the first epoch "
               "is shown too" if synthetic else "")
+    stopped = (" **The run was stopped before every model had its turn: only the rows below were measured.**"
+               if result.get("partial") else "")
     lines = [f"Test AUC / logloss, mean ± std over seeds; tfctr models with their defaults (`tfctr train` and "
-             f"nothing else{epochs}). {_machine(result)}.{reruns}", ""]
+             f"nothing else{epochs}). {_machine(result)}.{reruns}{stopped}", ""]
     for data_name, entry in result["datasets"].items():
         base = entry["baselines"]
         lr, gbm = base["one_hot_lr"]["test"], base["lightgbm"]["test"]

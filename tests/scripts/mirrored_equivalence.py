@@ -69,7 +69,6 @@ def bilevel():
 
 CASES = {
     "dcnv2": keras_model("dcnv2", hidden_units=[16]),
-    "apg_wdl": keras_model("apg_wdl", hidden_units=[16, 8]),
     "adaensemble": keras_model("adaensemble", num_layers=2, experts=["cross", "pin", "dense"], k=2,
                                gate_reduction_ratio=4, jitter=0.0),
     "distiller": distiller,
