@@ -14,7 +14,8 @@ from tfctr.training.bilevel import router_variables
 from tfctr.training.train import predict_split
 
 SMALL_ENSEMBLE = {"embedding_dim": 4, "num_layers": 3, "experts": ["dense", "cross", "pin", "conv", "attention"],
-                  "k": 2, "gate_reduction_ratio": 4, "depth_prior": [0.3, 0.4, 0.3]}
+                  "k": 2, "gate_reduction_ratio": 4, "depth_prior": [0.3, 0.4, 0.3], "controller": True,
+                  "load_weight": 1.0}  # the paper's form: depth controller and load regulariser on
 
 
 @pytest.fixture(scope="module")
