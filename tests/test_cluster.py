@@ -16,7 +16,7 @@ import pytest
 import tensorflow as tf
 
 from tfctr.data.encoding import arrow_to_serving
-from tfctr.training import load_run
+from tfctr.training import load_run, train
 from tfctr.training.train import predict_split
 from tfctr.utils import free_ports
 
@@ -138,3 +138,33 @@ def test_parameter_servers_shard_the_table_and_the_export_serves(small_data, sma
     served = loaded.signatures["serving_default"](**{k: tf.constant(v) for k, v in raw.items()})
     np.testing.assert_allclose(served["probability"].numpy().reshape(-1),
                                predict_split(run.model, small_data["valid"], run.spec)[:300], atol=1e-5)
+
+
+def test_search_fusion_and_distill_run_on_two_synchronous_workers(small_data, small_spec, tmp_path):
+    """Both commands take --strategy like train: every worker runs every stage, the chief writes the runs."""
+    spec_path = tmp_path / "spec.json"
+    small_spec.save(spec_path)
+    data = dict(train=small_data["train"], valid=small_data["valid"], batch_size=512, strategy="multi_worker",
+                verbose=0)
+    train(small_data["train"], small_data["valid"], tmp_path / "teacher", model="deepfm", spec=str(spec_path),
+          epochs=2, batch_size=512, learning_rate=3e-3, embedding_dim=4, verbose=0,
+          hyper_params={"hidden_units": [16]})
+    search = dict(data, out=str(tmp_path / "fusion"), spec=str(spec_path), num_levels=1, epochs=1, retrain_epochs=1,
+                  embedding_dim=4)
+    kd = dict(data, teacher=str(tmp_path / "teacher"), out=str(tmp_path / "kd"), epochs=1, finetune_epochs=1,
+              student_params={"num_layers": 1})
+    cluster = _cluster(worker=2)
+    script = Path(__file__).parent / "scripts" / "cluster_commands.py"
+    workers = []
+    for index in range(2):
+        env = {**ENV, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        workers.append(subprocess.Popen([sys.executable, str(script), json.dumps(search), json.dumps(kd)], env=env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    for code, output in [_finish(p) for p in workers]:
+        assert code == 0 and "finished" in output, output[-4000:]
+    for run_dir in (tmp_path / "fusion", tmp_path / "kd" / "distilled", tmp_path / "kd" / "finetuned"):
+        config = json.loads((run_dir / "config.json").read_text())["training"]
+        assert config["strategy"] == "multi_worker" and config["workers"] == 2
+        assert load_run(run_dir).metrics["valid"]["model"]["auc"] > 0.55
+    summary = json.loads((tmp_path / "kd" / "summary.json").read_text())
+    assert set(summary) == {"teacher", "distilled", "finetuned"}

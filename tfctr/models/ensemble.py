@@ -40,9 +40,9 @@ def adaensemble(spec, embedding_dim=16, num_subspaces=None, num_layers=4, expert
     Test AUC / logloss with ``tfctr train`` defaults otherwise (README, "AdaEnsemble"): UCI Adult, 3 seeds,
     paper form 0.9178 / 0.2900, these defaults 0.9196 / 0.2866, DenseMoE 0.9188 / 0.2878; 200k synthetic rows
     with learnable crosses, 2 epochs, paper form 0.6523 / 0.5387 (seed 0), these defaults 0.6618 / 0.5307,
-    DenseMoE 0.6617 / 0.5308 (seeds 0, 1). The controller's exits, trained on few examples each, were the worst-calibrated part; the
-    load regulariser forced rows onto the weak experts. ``depth_load_weight`` stays 0 with the controller on:
-    forcing 10% of the examples out after one layer gave Adult 0.8986 / 0.3897."""
+    DenseMoE 0.6617 / 0.5308 (seeds 0, 1). The controller's exits, trained on few examples each, were the
+    worst-calibrated part; the load regulariser forced rows onto the weak experts. ``depth_load_weight``
+    stays 0 with the controller on: forcing 10% of the examples out after one layer gave Adult 0.8986 / 0.3897."""
     return _ensemble(spec, "adaensemble", embedding_dim, num_subspaces, l2_embedding, num_layers=num_layers,
                      experts=experts, k=k, controller=controller, depth_training=depth_training,
                      expert_prior=expert_prior, depth_prior=depth_prior, load_weight=load_weight,

@@ -288,18 +288,20 @@ def distill(
              f"distil the teacher into {student} (at most {epochs} epochs, selected on {distill_monitor})")
     stage_dir, training = fit_stage("distilled", distiller, epochs, distill_monitor)
     net = runtime.local(net, build_student)
-    if not runtime.is_chief:
-        return DistillResult(TrainResult(stage_dir, net, spec, {"training": training}), None, {})
-    metrics = dict(split_metrics(net, spec, valid, test, oracle_column), training=training)
-    write_run(stage_dir, net, spec, metrics, dict(config, stage="distilled", alpha=alpha, beta=beta))
+    # every worker runs both stages (synchronous steps); only the chief evaluates and writes, on local copies
+    local_teacher = load_run(teacher_dir).model if runtime.clustered else teacher_model
+    metrics, summary = {"training": training}, {}
+    if runtime.is_chief:
+        metrics = dict(split_metrics(net, spec, valid, test, oracle_column), training=training)
+        write_run(stage_dir, net, spec, metrics, dict(config, stage="distilled", alpha=alpha, beta=beta))
+        summary = {"teacher": _summary_row(local_teacher, split_metrics(local_teacher, spec, valid, test)),
+                   "distilled": dict(_summary_row(net, metrics),
+                                     valid_teacher_gap=teacher_gap(net, local_teacher, valid, spec))}
     distilled = TrainResult(stage_dir, net, spec, metrics)
-
-    summary = {"teacher": _summary_row(teacher_model, split_metrics(teacher_model, spec, valid, test)),
-               "distilled": dict(_summary_row(net, metrics),
-                                 valid_teacher_gap=teacher_gap(net, teacher_model, valid, spec))}
     finetuned = None
     if finetune_epochs > 0:
-        announce(verbose, "distill", 2, 2, f"fine-tune the student on labels (at most {finetune_epochs} epochs)")
+        announce(verbose and runtime.is_chief, "distill", 2, 2,
+                 f"fine-tune the student on labels (at most {finetune_epochs} epochs)")
         with runtime.scope():
             tuned = build_student()
             tuned.set_weights(net.get_weights())
@@ -314,14 +316,17 @@ def distill(
         training["kept_distilled"] = bool(training["selection"]["selected_score"] <= start_score)
         if training["kept_distilled"]:
             tuned.set_weights(net.get_weights())
-        tuned_metrics = dict(split_metrics(tuned, spec, valid, test, oracle_column), training=training)
-        tuned_config = dict(config, stage="finetuned", distilled=str(distilled.run_dir))
-        tuned_config["training"] = dict(config["training"], epochs=finetune_epochs,
-                                        learning_rate=finetune_learning_rate)
-        write_run(stage_dir, tuned, spec, tuned_metrics, tuned_config)
+        tuned_metrics = {"training": training}
+        if runtime.is_chief:
+            tuned_metrics = dict(split_metrics(tuned, spec, valid, test, oracle_column), training=training)
+            tuned_config = dict(config, stage="finetuned", distilled=str(distilled.run_dir))
+            tuned_config["training"] = dict(config["training"], epochs=finetune_epochs,
+                                            learning_rate=finetune_learning_rate)
+            write_run(stage_dir, tuned, spec, tuned_metrics, tuned_config)
+            summary["finetuned"] = dict(_summary_row(tuned, tuned_metrics),
+                                        valid_teacher_gap=teacher_gap(tuned, local_teacher, valid, spec))
         finetuned = TrainResult(stage_dir, tuned, spec, tuned_metrics)
-        summary["finetuned"] = dict(_summary_row(tuned, tuned_metrics),
-                                    valid_teacher_gap=teacher_gap(tuned, teacher_model, valid, spec))
-    shutil.rmtree(out / "encoded", ignore_errors=True)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    if runtime.is_chief:
+        shutil.rmtree(out / "encoded", ignore_errors=True)
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return DistillResult(distilled, finetuned, summary)

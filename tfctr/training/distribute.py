@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "parameter_server")
+_MULTI_WORKER = None  # this process's MultiWorkerMirroredStrategy (``strategy("multi_worker")``)
 CLUSTER_STRATEGIES = ("multi_worker", "parameter_server")
 
 
@@ -104,7 +105,10 @@ def strategy(name: str = "default", min_shard_bytes: int = 1 << 20) -> tf.distri
     if not role.cluster:
         raise ValueError(f"strategy {name!r} needs the cluster in the TF_CONFIG environment variable")
     if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        global _MULTI_WORKER
+        if _MULTI_WORKER is None:  # collective ops are configured once per process: one strategy, reused
+            _MULTI_WORKER = tf.distribute.MultiWorkerMirroredStrategy()
+        return _MULTI_WORKER
     if role.task_type != "chief" or role.num_parameter_servers == 0:
         raise ValueError("strategy 'parameter_server' runs model.fit on the 'chief' task (the coordinator) of a "
                          f"cluster with 'ps' tasks; TF_CONFIG says task {role.task_type}:{role.task_id} of "
