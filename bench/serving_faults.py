@@ -26,6 +26,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import tensorflow as tf
 from common import synthetic, write_result
@@ -104,7 +105,7 @@ def memory_burst(port, name, table, pid, spec, repeats):
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     before = rss_mb(pid)
     codes = {}
-    big = pq.concat_tables([table] * (MAX_ROWS // table.num_rows + 1)).slice(0, MAX_ROWS)
+    big = pa.concat_tables([table] * (MAX_ROWS // table.num_rows + 1)).slice(0, MAX_ROWS)
     with Client("127.0.0.1", port, name, timeout=60, retries=0) as client:
         for _ in range(repeats):
             for declared in (500_000, 200_000_000):
