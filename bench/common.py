@@ -9,11 +9,14 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
 
 import tfctr  # noqa: E402,F401
 from tfctr.data.synthetic import SyntheticConfig, write_synthetic  # noqa: E402
@@ -98,3 +101,43 @@ def write_result(name: str, payload: dict) -> Path:
     path.write_text(json.dumps(record, indent=1))
     print(f"wrote {path}")
     return path
+
+
+def client_load(port: int, name: str, table, clients: int, batch: int, seconds: float) -> dict:
+    """``clients`` threads (one gRPC channel each) sending Predicts of ``batch`` rows of ``table`` to
+    ``127.0.0.1:port`` for ``seconds``: QPS, rows/s, latency percentiles and the failed requests (counted, the
+    first few named), as the serving benchmarks report them."""
+    import grpc
+
+    from tfctr.serving import Client
+
+    latencies, failures, stop, lock = [], [], threading.Event(), threading.Lock()
+
+    def worker(offset):
+        with Client("127.0.0.1", port, name, timeout=30, retries=0) as client:
+            rows = table.slice(offset, batch)
+            client.predict(rows)  # metadata fetched and channel warm before timing
+            local, failed = [], []
+            while not stop.is_set():
+                start = time.perf_counter()
+                try:
+                    client.predict(rows)
+                    local.append(time.perf_counter() - start)
+                except grpc.RpcError as err:
+                    failed.append(f"{err.code().name}: {err.details()[:200]}")
+            with lock:
+                latencies.extend(local)
+                failures.extend(failed)
+
+    threads = [threading.Thread(target=worker, args=(i * batch % 1000,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in threads:
+        t.join()
+    ms = np.array(latencies) * 1000
+    return {"clients": clients, "qps": len(ms) / seconds, "rows_per_second": len(ms) * batch / seconds,
+            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "max_ms": float(ms.max()), "requests": int(len(ms)), "failed": len(failures),
+            "failures": sorted(set(failures))[:5]}

@@ -15,14 +15,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 import tensorflow as tf
-from common import synthetic, write_result
+from common import client_load, synthetic, write_result
 
 from tfctr import models
 from tfctr.data.encoding import arrow_to_serving
@@ -41,34 +39,6 @@ def in_process_rows_per_second(version_dir, raw, batch, seconds):
         serving(**feed)["probability"].numpy()
         calls += 1
     return calls * batch / (time.perf_counter() - start)
-
-
-def load(port, name, table, clients, batch, seconds):
-    latencies, stop = [], threading.Event()
-    lock = threading.Lock()
-
-    def worker(offset):
-        with Client("127.0.0.1", port, name, timeout=30, retries=0) as client:
-            rows = table.slice(offset, batch)
-            client.predict(rows)  # metadata fetched and channel warm before timing
-            local = []
-            while not stop.is_set():
-                start = time.perf_counter()
-                client.predict(rows)
-                local.append(time.perf_counter() - start)
-            with lock:
-                latencies.extend(local)
-
-    threads = [threading.Thread(target=worker, args=(i * batch % 1000,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
-    ms = np.array(latencies) * 1000
-    return {"qps": len(ms) / seconds, "rows_per_second": len(ms) * batch / seconds,
-            "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
 
 def main():
@@ -99,7 +69,7 @@ def main():
                     client.wait_until_available(process=server)
                 for batch in (1, 64):
                     for clients in (1, 8, 32):
-                        measured = load(port, name, table, clients, batch, args.seconds)
+                        measured = client_load(port, name, table, clients, batch, args.seconds)
                         limit = results["in_process"][str(batch)]
                         measured.update(batching=batching, batch=batch, clients=clients,
                                         fraction_of_in_process=measured["rows_per_second"] / limit)

@@ -25,11 +25,10 @@ import time
 from pathlib import Path
 
 import grpc
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import tensorflow as tf
-from common import synthetic, write_result
+from common import client_load, synthetic, write_result
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
@@ -47,39 +46,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def load(port, name, table, clients, seconds):
-    """Batch-1 Predicts from ``clients`` threads for ``seconds``: QPS, latency percentiles, failures."""
-    latencies, failures, stop, lock = [], [], threading.Event(), threading.Lock()
-
-    def worker(offset):
-        with Client("127.0.0.1", port, name, timeout=30, retries=0) as client:
-            rows = table.slice(offset, 1)
-            client.predict(rows)
-            local, failed = [], []
-            while not stop.is_set():
-                start = time.perf_counter()
-                try:
-                    client.predict(rows)
-                    local.append(time.perf_counter() - start)
-                except grpc.RpcError as err:
-                    failed.append(f"{err.code().name}: {err.details()[:200]}")
-            with lock:
-                latencies.extend(local)
-                failures.extend(failed)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
-    ms = np.array(latencies) * 1000
-    return {"clients": clients, "qps": len(ms) / seconds, "p50_ms": float(np.percentile(ms, 50)),
-            "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max()), "requests": int(len(ms)),
-            "failed": len(failures), "failures": sorted(set(failures))[:5]}
 
 
 def exporting(model, spec, base, name, every, stop, exported):
@@ -152,7 +118,7 @@ def main():
                                                 args=(model, spec, base, name, args.export_every, stop, exported))
                     if during_exports:
                         exporter.start()
-                    measured = load(port, name, table, clients, args.seconds)
+                    measured = client_load(port, name, table, clients, 1, args.seconds)
                     stop.set()
                     if during_exports:
                         exporter.join()
