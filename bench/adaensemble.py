@@ -69,9 +69,10 @@ def expected_flops(model, stats) -> float:
         for j, expert in enumerate(moe.experts):
             load = stats["expert_loads"][d][f"{j}_{moe.expert_kinds[j]}"]
             layer += load * graph_flops(lambda x, e=expert: e((x, x)), slot)
-        estimator = graph_flops(lambda x, e=network.estimators[d]: e(tf.reduce_sum(x, axis=2)), slot)
-        exit_share = depths[d] if network.controller else float(d == network.num_layers - 1)
-        total += reach[d] * layer + exit_share * estimator
+        total += reach[d] * layer
+        if d in network.exit_layers:
+            estimator = graph_flops(lambda x, e=network.estimator(d): e(tf.reduce_sum(x, axis=2)), slot)
+            total += (depths[d] if network.controller else 1.0) * estimator
     return total
 
 

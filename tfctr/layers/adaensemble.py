@@ -26,7 +26,8 @@ class AdaEnsembleNetwork(tf.keras.layers.Layer):
 
     The controller's load-distribution regulariser (``depth_load_weight``, expected depths ``depth_prior``) is a
     layer loss in training (``tfctr.training.routing_statistics`` reports the exit depths). Without controller the
-    last layer's estimator gives the logit (all layers run for every example).
+    last layer's estimator gives the logit (all layers run for every example) and it is the only estimator built
+    (``estimators`` holds one per exit depth: L with the controller, 1 without).
 
     Args:
         num_layers: L (default 4). controller, depth_training, depth_prior, depth_load_weight: see above.
@@ -58,7 +59,7 @@ class AdaEnsembleNetwork(tf.keras.layers.Layer):
         self.moes = [build_sublayer(SparseMoE(name=f"moe_{d}", **self.moe_args), [shape, shape])
                      for d in range(self.num_layers)]
         self.estimators = [build_sublayer(tf.keras.layers.Dense(1, name=f"estimator_{d}"), (None, int(shape[1])))
-                           for d in range(self.num_layers)]
+                           for d in self.exit_layers]
         if self.controller:
             args = self.moe_args
             self.depth_gate = build_sublayer(NoisyCosineGate(self.num_layers, 1, args["gate_reduction_ratio"],
@@ -67,11 +68,23 @@ class AdaEnsembleNetwork(tf.keras.layers.Layer):
                                              shape)
         super().build(input_shape)
 
+    @property
+    def exit_layers(self) -> range:
+        """The 0-based layers an example can leave at, each with its estimator."""
+        return range(self.num_layers) if self.controller else range(self.num_layers - 1, self.num_layers)
+
+    def estimator(self, d: int) -> tf.keras.layers.Layer:
+        """The estimator of layer ``d`` (0-based), which must be one of ``exit_layers``."""
+        return self.estimators[self.exit_layers.index(d)]
+
     def _estimate(self, d, x):
-        return self.estimators[d](tf.reduce_sum(x, axis=2))
+        return self.estimator(d)(tf.reduce_sum(x, axis=2))
 
     def depth_logits(self, x0, training=False):
-        """Every depth's logit for every example, ``[B, L]`` (all layers run on all rows)."""
+        """Every depth's logit for every example, ``[B, L]`` (all layers run on all rows); controller only."""
+        if not self.controller:
+            raise ValueError("AdaEnsembleNetwork.depth_logits: only layers with controller=True have an estimator "
+                             "per depth")
         x, logits = x0, []
         for d, moe in enumerate(self.moes):
             x = moe((x, x0), training=training)
