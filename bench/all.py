@@ -57,6 +57,7 @@ SUITE = (
                         "--variants", *ADAENSEMBLE_VARIANTS)),
     Job("optfusion", ("optfusion.py", "--rows", "15000", "--epochs", "2", "--seeds", "0", "1")),
     Job("distributed", ("distributed.py", "--rows", "100000")),
+    Job("notebooks", ("notebooks.py",)),  # also renders the executed notebooks to docs/notebooks/
 )
 
 

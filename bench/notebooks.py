@@ -1,22 +1,29 @@
-"""Wall time of every notebook run top to bottom at full size (``TFCTR_NOTEBOOK_SIZE=full``, the default) in a
-real Jupyter kernel, one at a time; the issue's bound is 3 minutes each on 2 cores. The test suite runs them at
-``small`` size; this is the size a user gets.
+"""Every notebook run top to bottom in a real Jupyter kernel at full size (``TFCTR_NOTEBOOK_SIZE=full``, the
+default), one at a time: its wall time, and an executed copy rendered to markdown with its figures in
+``docs/notebooks/`` (linked from the README), so a reader of the repository sees the outputs that git strips from
+the notebooks themselves. The test suite runs the same notebooks at ``small`` size.
 
-    python bench/notebooks.py [--size full]
+    python bench/notebooks.py [--size full] [--docs docs/notebooks] [--only 02_apg ...]
 """
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
+from pathlib import Path
 
 import nbformat
 from common import BENCH_DIR, write_result
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+from nbconvert import MarkdownExporter
+
+NOTEBOOKS = BENCH_DIR.parent / "notebooks"
 
 
-def run_notebook(path, size: str) -> dict:
+def run_notebook(path: Path, size: str):
+    """(timing record, executed notebook)."""
     notebook = nbformat.read(path, as_version=4)
     os.environ["TFCTR_NOTEBOOK_SIZE"] = size
     start, error = time.perf_counter(), None
@@ -26,17 +33,47 @@ def run_notebook(path, size: str) -> dict:
                            resources={"metadata": {"path": work}}).execute()
         except CellExecutionError as err:
             error = str(err)[-500:]
-    return {"notebook": path.name, "seconds": time.perf_counter() - start, "ok": error is None, "error": error}
+    record = {"notebook": path.name, "seconds": time.perf_counter() - start, "ok": error is None, "error": error}
+    return record, notebook
+
+
+def render(notebook, name: str, size: str, docs: Path) -> Path:
+    """``docs/<name>.md`` with the outputs, its figures as ``docs/<name>_files/*.png``."""
+    header = nbformat.v4.new_markdown_cell(
+        f"*Rendered by `python bench/notebooks.py` at `TFCTR_NOTEBOOK_SIZE={size}` on "
+        f"{time.strftime('%Y-%m-%d')}; the notebook itself is [`notebooks/{name}.ipynb`]"
+        f"(../../notebooks/{name}.ipynb).*")
+    notebook.cells.insert(0, header)
+    body, resources = MarkdownExporter().from_notebook_node(
+        notebook, resources={"output_files_dir": f"{name}_files", "unique_key": name})
+    files = docs / f"{name}_files"
+    shutil.rmtree(files, ignore_errors=True)
+    for relative, data in resources.get("outputs", {}).items():
+        target = docs / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    path = docs / f"{name}.md"
+    path.write_text(body)
+    return path
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", default="full", choices=["small", "full"])
+    parser.add_argument("--docs", type=Path, default=BENCH_DIR.parent / "docs" / "notebooks",
+                        help="where the rendered copies go")
+    parser.add_argument("--only", nargs="*", help="notebook names (default: all)")
     args = parser.parse_args()
+    args.docs.mkdir(parents=True, exist_ok=True)
     runs = []
-    for path in sorted((BENCH_DIR.parent / "notebooks").glob("*.ipynb")):
-        runs.append(run_notebook(path, args.size))
-        print(f"{path.name:28s} {runs[-1]['seconds']:6.1f} s {'ok' if runs[-1]['ok'] else 'ERROR'}", flush=True)
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        if args.only and path.stem not in args.only:
+            continue
+        record, executed = run_notebook(path, args.size)
+        runs.append(record)
+        rendered = render(executed, path.stem, args.size, args.docs)
+        print(f"{path.name:28s} {record['seconds']:6.1f} s {'ok' if record['ok'] else 'ERROR'} -> {rendered}",
+              flush=True)
     write_result("notebooks", {"size": args.size, "runs": runs})
 
 

@@ -15,6 +15,16 @@ def test_there_is_a_notebook_per_topic():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_explains_itself_and_checks_its_result_against_a_baseline(path):
+    notebook = nbformat.read(path, as_version=4)
+    prose = " ".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
+    assert len(prose.split()) >= 250, "explain what the method computes, the choices, and how to read the outputs"
+    code = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+    assert "assert " in code and ("baseline" in code or '"lr"' in code), "check the result against its baseline"
+    assert "tfctr.training.train import" not in code and "._" not in code.replace("self._", ""), "public API only"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_and_is_stored_without_outputs(path, monkeypatch, tmp_path):
     notebook = nbformat.read(path, as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]
