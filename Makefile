@@ -20,7 +20,7 @@ $(VENV)/.installed-bench: setup.py $(BIN)/python
 	touch $@
 
 test: $(VENV)/.installed-test
-	$(BIN)/ruff check tfctr export serving tests bench
+	$(BIN)/ruff check tfctr tfctr_command.py export serving tests bench
 	$(BIN)/pytest -q --durations=40 tests
 
 demo: $(VENV)/.installed-test

@@ -11,6 +11,7 @@ setup(
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["tfctr", "tfctr.*"]) + ["tfctr.export", "tfctr.serving"],
     package_dir={"tfctr.export": "export", "tfctr.serving": "serving"},
+    py_modules=["tfctr_command"],  # the console command; outside the package so that --help loads no TensorFlow
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "tf-keras>=2.21,<2.22",
@@ -28,5 +29,5 @@ setup(
         "bench": ["matplotlib>=3.8", "optuna>=3.6", "scikit-learn>=1.3", "lightgbm>=4.0", "pandas>=2.0",
                   "nbclient>=0.10", "nbformat>=5.10", "nbconvert>=7.0", "ipykernel>=6.29"],
     },
-    entry_points={"console_scripts": ["tfctr=tfctr.cli:main"]},
+    entry_points={"console_scripts": ["tfctr=tfctr_command:main"]},
 )

@@ -127,3 +127,22 @@ def test_a_teacher_without_embeddings_gives_the_student_its_own_table(clicked_da
                  "--out", str(tmp_path / "kd")]) == 0
     config = json.loads((tmp_path / "kd" / "distilled" / "config.json").read_text())
     assert not config["training"]["shared_embedding"] and config["hyper_parameters"]["embedding_dim"] == 16
+
+
+def test_the_cli_offers_exactly_the_registered_models():
+    from tfctr.defaults import MODEL_NAMES
+    from tfctr.models import available
+
+    assert list(MODEL_NAMES) == available(), "list a new model's name in tfctr/defaults.py MODEL_NAMES"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["distill", "-h"], []])
+def test_help_loads_no_tensorflow(argv):
+    """``tfctr --help`` (the console command, ``tfctr_command``) answers without importing TensorFlow."""
+    probe = ("import sys, tfctr_command\n"
+             f"sys.argv = ['tfctr', *{argv!r}]\n"
+             "try:\n    tfctr_command.main()\nexcept SystemExit as exit:\n    code = exit.code\n"
+             "print('tensorflow loaded' if 'tensorflow' in sys.modules else 'no tensorflow', code)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip().splitlines()[-1] == f"no tensorflow {0 if argv else 2}", done.stderr[-2000:]
+    assert "usage: tfctr" in done.stdout + done.stderr

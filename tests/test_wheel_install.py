@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = ("setup.py", "pyproject.toml", "README.md", "tfctr", "export", "serving")
+SOURCES = ("setup.py", "pyproject.toml", "README.md", "tfctr", "tfctr_command.py", "export", "serving")
 
 
 def readme_block(heading: str, language: str) -> str:

@@ -34,16 +34,22 @@ def _check_keras_2():
         )
 
 
-_check_keras_2()
+def _help_only() -> bool:
+    """True inside ``tfctr --help`` (the ``tfctr_command`` entry point): its parser needs no TensorFlow."""
+    return bool(getattr(sys.modules.get("tfctr_command"), "HELP_ONLY", False))
 
-import tfctr.layers  # noqa: E402,F401  (registers every layer for tf.keras.models.load_model)
-from tfctr.features import (  # noqa: E402
-    CategoricalFeature,
-    FeatureSpec,
-    ListFeature,
-    NumericFeature,
-)
-from tfctr.utils import set_seed  # noqa: E402
+
+if not _help_only():
+    _check_keras_2()
+
+    import tfctr.layers  # noqa: F401  (registers every layer for tf.keras.models.load_model)
+    from tfctr.features import (
+        CategoricalFeature,
+        FeatureSpec,
+        ListFeature,
+        NumericFeature,
+    )
+    from tfctr.utils import set_seed
 
 __version__ = "0.1.0"
 

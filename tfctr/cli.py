@@ -246,8 +246,7 @@ def add_common_options(p, strategies, *, epochs: int, epochs_help: str, learning
 
 def add_model_options(p, models):
     """The options of the commands that train one registered model (``train``, ``tune``)."""
-    from tfctr.training.selection import DEFAULT_MONITOR, TRAINING_MONITORS
-    from tfctr.training.train import DEFAULT_CLIPNORM
+    from tfctr.defaults import DEFAULT_CLIPNORM, DEFAULT_MONITOR, TRAINING_MONITORS
 
     model = p.add_argument_group("model")
     model.add_argument("--model", default="dcnv2", choices=models, help="a registered model")
@@ -280,15 +279,18 @@ def add_out_options(p, what: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from tfctr.models import available
-    from tfctr.training.distill import (
+    """The whole parser; it imports nothing that loads TensorFlow (names and defaults come from
+    ``tfctr.defaults``), so ``tfctr --help`` is fast."""
+    from tfctr.defaults import (
+        DEFAULT_EPOCHS,
+        DEFAULT_PATIENCE,
         DISTILL_EPOCHS,
         DISTILL_LEARNING_RATE,
         FINETUNE_EPOCHS,
         FINETUNE_LEARNING_RATE,
+        MODEL_NAMES,
+        STRATEGIES,
     )
-    from tfctr.training.distribute import STRATEGIES
-    from tfctr.training.train import DEFAULT_EPOCHS, DEFAULT_PATIENCE
 
     parser = argparse.ArgumentParser(prog="tfctr", description="CTR models from Parquet to TF Serving.")
     parser.add_argument("--tf-logs", action="store_true",
@@ -323,13 +325,13 @@ def build_parser() -> argparse.ArgumentParser:
                         embedding_dim_help="D of every field's embedding (default: the model's)")
     p = command("train", "fit the spec and train a model with model.fit")
     add_common_options(p, STRATEGIES, **train_epochs)
-    add_model_options(p, available())
+    add_model_options(p, MODEL_NAMES)
     add_out_options(p, "run directory (a killed run in it is resumed)")
     p.set_defaults(func=_cmd_train)
 
     p = command("tune", "search a model's hyper-parameters with Optuna; writes OUT/best_hp.json")
     add_common_options(p, STRATEGIES, **train_epochs)
-    add_model_options(p, available())
+    add_model_options(p, MODEL_NAMES)
     p.add_argument("--trials", type=int, default=20, help="trials the study holds when done (resumes OUT/study.db)")
     p.add_argument("--space", help="search space JSON file (default: tfctr.training.tuning.default_space(model))")
     p.add_argument("--no-prune", action="store_true", help="run every trial to the end (no median pruning)")
@@ -355,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_out_options(p, "writes OUT/distilled, OUT/finetuned and OUT/summary.json (tfctr export --run OUT exports the "
                        "last stage)")
     p.add_argument("--teacher", required=True, help="the teacher's run directory (tfctr train --out)")
-    p.add_argument("--student", default="dagfm", choices=available(), help="the student model")
+    p.add_argument("--student", default="dagfm", choices=MODEL_NAMES, help="the student model")
     p.add_argument("--type", choices=["inner", "outer", "kernel"], help="DAGFM interaction type")
     p.add_argument("--alpha", type=float, default=0.1, help="weight of the label BCE")
     p.add_argument("--beta", type=float, default=921.6, help="weight of the squared logit gap")

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from tfctr.data.parquet import parquet_dataset
 from tfctr.data.synthetic import TRUE_CTR_COLUMN
+from tfctr.defaults import DISTILL_EPOCHS, DISTILL_LEARNING_RATE, FINETUNE_EPOCHS, FINETUNE_LEARNING_RATE
 from tfctr.features import FeatureSpec
 from tfctr.models import build, hyper_parameters
 from tfctr.models.inputs import EMBEDDING_LAYER
@@ -44,17 +45,6 @@ from tfctr.training.train import (
     write_run,
 )
 from tfctr.utils import set_seed
-
-# defaults of the distillation schedule (CLI and Python), from measurements: on 60k synthetic rows an xDeepFM
-# teacher (validation AUC 0.6180) distilled into DAGFM-inner for 5 epochs at Adam 1e-3 reached 0.6044 test AUC
-# (teacher 0.6240); at 1e-2, selected on the validation gap to the teacher and allowed to converge, the student's
-# validation AUC came within 0.0005 of the teacher's (README, "KD-DAGFM")
-DISTILL_EPOCHS = 30
-DISTILL_LEARNING_RATE = 1e-2
-FINETUNE_EPOCHS = 10
-# fine-tuning makes the embeddings trainable: at 1e-3 the same student lost 0.009 validation AUC in its first
-# epoch (0.6180 -> 0.6094); 1e-4 is the rate that improved the former 5-epoch student (0.6044 -> 0.6201 test AUC)
-FINETUNE_LEARNING_RATE = 1e-4
 
 
 def copy_embedding(teacher: tf.keras.Model, student: tf.keras.Model, layer: str = EMBEDDING_LAYER):

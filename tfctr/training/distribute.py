@@ -29,7 +29,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
-STRATEGIES = ("default", "mirrored", "multi_worker", "parameter_server")
+from tfctr.defaults import STRATEGIES
+
 _MULTI_WORKER = None  # this process's MultiWorkerMirroredStrategy (``strategy("multi_worker")``)
 CLUSTER_STRATEGIES = ("multi_worker", "parameter_server")
 

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-TRAINING_MONITORS = ("auc", "logloss", "auc-logloss")  # what train, tune and --monitor offer
+from tfctr.defaults import DEFAULT_MONITOR, TRAINING_MONITORS
+
 MONITORS = TRAINING_MONITORS + ("kd_mse",)
-DEFAULT_MONITOR = "auc-logloss"
 
 
 def monitor_score(monitor: str, logs: dict) -> float:

@@ -27,6 +27,7 @@ import tensorflow as tf
 import tfctr
 from tfctr.data.parquet import parquet_dataset, read_columns, read_schema, shard_rows
 from tfctr.data.synthetic import TRUE_CTR_COLUMN
+from tfctr.defaults import DEFAULT_CLIPNORM, DEFAULT_EPOCHS, DEFAULT_PATIENCE
 from tfctr.features import FeatureSpec
 from tfctr.layers.moe import annealing_for
 from tfctr.metrics import evaluate
@@ -39,10 +40,6 @@ from tfctr.training.runtime import Runtime
 from tfctr.training.selection import DEFAULT_MONITOR, ModelSelection
 from tfctr.training.signals import MethodSignals, StepScalars, first_features, write_exact_metrics
 from tfctr.utils import set_seed
-
-DEFAULT_CLIPNORM = 10.0
-DEFAULT_EPOCHS = 30
-DEFAULT_PATIENCE = 2
 
 
 @dataclasses.dataclass
