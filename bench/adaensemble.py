@@ -24,11 +24,10 @@ import tensorflow as tf
 from common import benchmark_datasets, serving_latency_ms, write_result
 
 from tfctr.data import parquet_dataset, read_columns
-from tfctr.layers import AdaEnsembleNetwork, TopKAnnealing
-from tfctr.layers.moe import annealing_schedule
+from tfctr.layers import AdaEnsembleNetwork
 from tfctr.metrics import evaluate
 from tfctr.models.ensemble import DEFAULT_EXPERTS
-from tfctr.training import routing_statistics, train
+from tfctr.training import TopKAnnealing, annealing_schedule, routing_statistics, train
 from tfctr.training.train import predict_split
 
 VARIANTS = {f"sparse_k{k}": {"k": k} for k in (1, 2, 3, 4)}

@@ -179,7 +179,7 @@ def export_saved_model(model_or_run, spec: FeatureSpec | None, base_path, name: 
     if hasattr(model_or_run, "run_dir"):  # a TrainResult: export its run directory (model, spec, metrics)
         model_or_run = model_or_run.run_dir
     if isinstance(model_or_run, (str, os.PathLike)):
-        from tfctr.training import load_run
+        from tfctr.runs import load_run
 
         run = load_run(model_or_run)
         model, spec = run.model, spec or run.spec

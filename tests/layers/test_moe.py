@@ -3,8 +3,9 @@ import pytest
 import tensorflow as tf
 
 from layer_test_case import check_layer
-from tfctr.layers import AdaEnsembleNetwork, CrossExpert, NoisyCosineGate, SparseMoE, SubspaceSplit, TopKAnnealing
-from tfctr.layers.moe import annealing_schedule, dispatch_rows, load_distribution_loss, top_k_mask
+from tfctr.layers import AdaEnsembleNetwork, CrossExpert, NoisyCosineGate, SparseMoE, SubspaceSplit
+from tfctr.layers.moe import dispatch_rows, load_distribution_loss, top_k_mask
+from tfctr.training import TopKAnnealing, annealing_schedule
 
 B, F, D, H = 5, 4, 2, 2  # bit-wise split of D = 2: N = F·H = 8 slots of c = 1
 EXPERTS = ["dense", "cross", "pin", "conv", "attention"]

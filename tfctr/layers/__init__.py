@@ -13,7 +13,7 @@ from tfctr.layers.fusion import FusionGraph, FusionOperation, FusionSupernet
 from tfctr.layers.interaction import BilinearInteraction, FMInteraction, InnerProduct, SENet
 from tfctr.layers.linear import LinearLogit
 from tfctr.layers.mlp import MLP
-from tfctr.layers.moe import NoisyCosineGate, SparseMoE, TopKAnnealing
+from tfctr.layers.moe import NoisyCosineGate, SparseMoE
 from tfctr.layers.pin import PolynomialInteraction
 from tfctr.layers.slots import SlotDense, SubspaceSplit
 
@@ -22,5 +22,5 @@ __all__ = [
     "CrossNetwork", "DAGFM", "DenseBlock", "FMInteraction", "FieldEmbedding", "FieldSelfAttention", "FusionGraph",
     "FusionOperation", "FusionSupernet", "GatedDenseExpert", "InnerProduct", "InstanceNormalization", "LinearLogit",
     "MLP", "MixtureCross", "NoisyCosineGate", "PINExpert", "PolynomialInteraction", "SENet", "SelectField",
-    "SelfAttentionExpert", "SlotDense", "SparseMoE", "SubspaceSplit", "TopKAnnealing", "VectorCross",
+    "SelfAttentionExpert", "SlotDense", "SparseMoE", "SubspaceSplit", "VectorCross",
 ]

@@ -2,9 +2,9 @@
 
 import tensorflow as tf
 
-from tfctr.layers._validation import build_sublayer, choice, positive_int
-from tfctr.layers.fusion import straight_through
-from tfctr.layers.moe import NoisyCosineGate, SparseMoE, _check_prior, load_distribution_loss
+from tfctr.layers.moe import NoisyCosineGate, SparseMoE, load_distribution_loss
+from tfctr.layers.ops import straight_through
+from tfctr.layers.validation import build_sublayer, check_prior, choice, positive_int
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")
@@ -46,7 +46,7 @@ class AdaEnsembleNetwork(tf.keras.layers.Layer):
         self.controller = bool(controller)
         self.depth_training = choice("AdaEnsembleNetwork", "depth_training", depth_training,
                                      {"straight_through", "routed", "prior_only"})
-        self.depth_prior = _check_prior("AdaEnsembleNetwork", depth_prior, self.num_layers)
+        self.depth_prior = check_prior("AdaEnsembleNetwork", depth_prior, self.num_layers)
         self.depth_load_weight = float(depth_load_weight)
         self.moe_args = dict(experts=list(experts), k=k, num_subspaces=num_subspaces, num_fields=num_fields,
                              weight_outputs_by_gates=weight_outputs_by_gates, normalize=normalize,

@@ -27,7 +27,7 @@ import warnings
 
 import tensorflow as tf
 
-from tfctr.layers._validation import choice, fresh, positive_int
+from tfctr.layers.validation import choice, fresh, positive_int
 
 _VERSIONS = {"v1", "v2", "v3", "v4", "v5"}
 

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from tfctr.layers._validation import fresh, positive_int
+from tfctr.layers.validation import fresh, positive_int
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from tfctr.layers._validation import fresh, positive_int_list
+from tfctr.layers.validation import fresh, positive_int_list
 
 # maps of the previous layer processed together by the memory-light contraction (rows·chunk·m floats at a time)
 _CHUNK = 16

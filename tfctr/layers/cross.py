@@ -3,7 +3,7 @@
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tfctr.layers._validation import choice, fresh, positive_int
+from tfctr.layers.validation import choice, fresh, positive_int
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from tfctr.layers._validation import choice, positive_int
+from tfctr.layers.validation import choice, positive_int
 
 INTERACTION_TYPES = ("inner", "outer", "kernel")
 OUTPUTS = ("layer_sums", "state_sum")

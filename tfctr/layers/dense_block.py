@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from tfctr.layers._validation import as_shape_list, as_tensor_list
+from tfctr.layers.validation import as_shape_list, as_tensor_list
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")

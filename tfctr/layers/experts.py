@@ -7,10 +7,10 @@ swapped, stacked and mixed.
 
 import tensorflow as tf
 
-from tfctr.layers._validation import positive_int
 from tfctr.layers.attention import FieldSelfAttention, InstanceNormalization
 from tfctr.layers.pin import PolynomialInteraction
 from tfctr.layers.slots import SlotDense, SubspaceSplit
+from tfctr.layers.validation import positive_int
 
 
 def _pair_shapes(input_shape):

@@ -11,8 +11,9 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from tfctr.layers._validation import as_shape_list, as_tensor_list, build_sublayer, choice, positive_int
 from tfctr.layers.cross import VectorCross
+from tfctr.layers.ops import straight_through
+from tfctr.layers.validation import as_shape_list, as_tensor_list, build_sublayer, choice, positive_int
 
 OPERATIONS = ("add", "product", "concat", "attention")
 
@@ -245,11 +246,6 @@ def _component(name: str, width: int):
     output = name == "output"
     return build_sublayer(tf.keras.layers.Dense(1 if output else width, activation=None if output else "relu",
                                                 name=name), (None, width))
-
-
-def straight_through(forward, surrogate):
-    """``forward`` in the forward pass, the gradient of ``surrogate`` in the backward pass."""
-    return surrogate + tf.stop_gradient(forward - surrogate)
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")

@@ -2,8 +2,8 @@
 
 import tensorflow as tf
 
-from tfctr.layers._validation import as_shape_list, as_tensor_list
 from tfctr.layers.embedding import FieldEmbedding
+from tfctr.layers.validation import as_shape_list, as_tensor_list
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")

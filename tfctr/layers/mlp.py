@@ -2,8 +2,8 @@
 
 import tensorflow as tf
 
-from tfctr.layers._validation import positive_int_list, rate
 from tfctr.layers.apg import APGDense, zeros_of
+from tfctr.layers.validation import positive_int_list, rate
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")

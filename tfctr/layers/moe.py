@@ -4,9 +4,9 @@ mixture-of-experts layer with real conditional computation (METHODS.md §4.3-4.5
 import numpy as np
 import tensorflow as tf
 
-from tfctr.layers._validation import build_sublayer, choice, positive_int
 from tfctr.layers.attention import InstanceNormalization
 from tfctr.layers.experts import ConvExpert, CrossExpert, GatedDenseExpert, PINExpert, SelfAttentionExpert
+from tfctr.layers.validation import build_sublayer, check_prior, choice, positive_int
 
 EXPERTS = {"dense": GatedDenseExpert, "cross": CrossExpert, "pin": PINExpert, "conv": ConvExpert,
            "attention": SelfAttentionExpert}
@@ -50,15 +50,6 @@ def load_distribution_loss(logits, selected, prior=None):
     selected_sum, probability_sum, rows = sums
     fraction, probability = selected_sum / rows, probability_sum / rows
     return tf.reduce_sum(fraction * probability / weights)
-
-
-def _check_prior(layer, prior, n):
-    if prior is None:
-        return None
-    prior = [float(p) for p in prior]
-    if len(prior) != n or min(prior) <= 0 or abs(sum(prior) - 1) > 1e-6:
-        raise ValueError(f"{layer}: prior must be {n} positive fractions summing to 1, got {prior}")
-    return prior
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")
@@ -197,7 +188,7 @@ class SparseMoE(tf.keras.layers.Layer):
         self.num_fields = None if num_fields is None else positive_int("SparseMoE", "num_fields", num_fields)
         self.weight_outputs_by_gates = bool(weight_outputs_by_gates)
         self.residual, self.normalize = bool(residual), bool(normalize)
-        self.prior = _check_prior("SparseMoE", prior, len(self.expert_kinds))
+        self.prior = check_prior("SparseMoE", prior, len(self.expert_kinds))
         self.load_weight = float(load_weight)
         self.gate_reduction_ratio, self.gate_dim, self.jitter = gate_reduction_ratio, gate_dim, jitter
         self.gate_temperature = float(gate_temperature)
@@ -258,53 +249,3 @@ class SparseMoE(tf.keras.layers.Layer):
                       gate_dim=self.gate_dim, jitter=self.jitter, gate_temperature=self.gate_temperature,
                       dispatch=self.dispatch)
         return config
-
-
-class TopKAnnealing(tf.keras.callbacks.Callback):
-    """Lowers the top-k of every ``NoisyCosineGate`` of the model (the experts' gates, not the depth
-    controller's, which stays top-1) along a step schedule: ``schedule = [(boundary_step, k), …]`` uses k_i while
-    the training step is below b_i and the last k afterwards (so inference uses the final k).
-    ``annealing_schedule(num_experts, k, steps)`` gives the paper's dense → sparse schedule.
-
-    The training step is the optimizer's ``iterations``, which checkpoints (and ``BackupAndRestore``) save with
-    the model, so a resumed run continues the schedule where it stopped."""
-
-    def __init__(self, schedule):
-        super().__init__()
-        self.schedule = sorted((int(b), int(k)) for b, k in schedule)
-
-    def k_at(self, step: int) -> int:
-        """The k of the schedule at training step ``step`` (the last one after the final boundary)."""
-        for boundary, k in self.schedule:
-            if step < boundary:
-                return k
-        return self.schedule[-1][1]
-
-    def _gates(self):
-        return [module.gate for module in self.model.submodules if isinstance(module, SparseMoE)]
-
-    def on_train_batch_begin(self, batch, logs=None):
-        k = self.k_at(int(self.model.optimizer.iterations.numpy()))
-        for gate in self._gates():
-            if int(gate.k.numpy()) != k:
-                gate.k.assign(min(k, gate.num_choices))
-
-    def on_train_end(self, logs=None):
-        for gate in self._gates():
-            gate.k.assign(min(self.schedule[-1][1], gate.num_choices))
-
-
-def annealing_schedule(num_experts: int, k: int, steps: int) -> list:
-    """``[(steps, n), (2·steps, n − 1), …, (·, k)]``: start dense, drop one expert every ``steps`` steps."""
-    return [((i + 1) * steps, n) for i, n in enumerate(range(num_experts, k - 1, -1))]
-
-
-
-def annealing_for(model: tf.keras.Model, steps: int) -> TopKAnnealing:
-    """``TopKAnnealing`` for every ``SparseMoE`` of ``model``: start dense, drop one expert every ``steps``
-    training steps until the layers' configured k."""
-    moes = [module for module in model.submodules if isinstance(module, SparseMoE)]
-    if not moes:
-        raise ValueError("top-k annealing: the model has no SparseMoE layer (use it with adaensemble)")
-    return TopKAnnealing(annealing_schedule(max(len(m.expert_kinds) for m in moes), min(m.k for m in moes),
-                                            positive_int("top-k annealing", "steps", steps)))

@@ -2,8 +2,8 @@
 
 import tensorflow as tf
 
-from tfctr.layers._validation import positive_int
 from tfctr.layers.slots import SlotDense
+from tfctr.layers.validation import positive_int
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")

@@ -9,7 +9,7 @@ connected residually; the inverse split turns the result back into ``[B, F, D]``
 
 import tensorflow as tf
 
-from tfctr.layers._validation import positive_int
+from tfctr.layers.validation import positive_int
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")

@@ -5,7 +5,7 @@ import functools
 import tensorflow as tf
 
 from tfctr.layers import CrossNetwork, FMInteraction
-from tfctr.layers._validation import choice
+from tfctr.layers.validation import choice
 from tfctr.models.inputs import dense_block, embed_fields, flat_input, head, linear_logit, model_inputs
 from tfctr.models.recipe import BATCH_NORM, DROPOUT, L2_EMBEDDING, deep_tower
 from tfctr.models.registry import register

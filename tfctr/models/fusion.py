@@ -20,8 +20,8 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfctr.layers import FusionGraph, FusionSupernet
-from tfctr.layers._validation import choice, positive_int
 from tfctr.layers.fusion import OPERATIONS, derive, node_names, num_sources, prune
+from tfctr.layers.validation import choice, positive_int
 from tfctr.models.inputs import EMBEDDING_LAYER, embed_fields, flat_input, head, model_inputs
 from tfctr.models.recipe import L2_EMBEDDING
 from tfctr.models.registry import register

@@ -31,19 +31,11 @@ from tfctr.defaults import DISTILL_EPOCHS, DISTILL_LEARNING_RATE, FINETUNE_EPOCH
 from tfctr.features import FeatureSpec
 from tfctr.models import build, hyper_parameters
 from tfctr.models.inputs import EMBEDDING_LAYER
+from tfctr.runs import TrainResult, load_run, prepare_run_dir
 from tfctr.training.runtime import Runtime
 from tfctr.training.selection import DEFAULT_MONITOR, monitor_score
 from tfctr.training.steps import StepModel, bce_per_example, global_average, logit_of
-from tfctr.training.train import (
-    TrainResult,
-    announce,
-    compile_ctr,
-    fit_with_early_stopping,
-    load_run,
-    prepare_run_dir,
-    split_metrics,
-    write_run,
-)
+from tfctr.training.train import announce, compile_ctr, fit_with_early_stopping, split_metrics, write_run
 from tfctr.utils import set_seed
 
 

@@ -18,18 +18,17 @@ from pathlib import Path
 import tensorflow as tf
 
 from tfctr.data.synthetic import TRUE_CTR_COLUMN
-from tfctr.layers._validation import choice
+from tfctr.layers.validation import choice
 from tfctr.models import build
 from tfctr.models.fusion import derive, warm_start
 from tfctr.models.inputs import EMBEDDING_LAYER
+from tfctr.runs import TrainResult, prepare_run_dir
 from tfctr.training.runtime import Runtime
 from tfctr.training.steps import StepModel, bce_per_example, global_average
 from tfctr.training.train import (
-    TrainResult,
     announce,
     compile_ctr,
     fit_with_early_stopping,
-    prepare_run_dir,
     resolve_spec,
     split_metrics,
     write_run,

@@ -16,8 +16,6 @@ A run directory holds:
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import shutil
 from pathlib import Path
 
@@ -29,27 +27,17 @@ from tfctr.data.parquet import parquet_dataset, read_columns, read_schema, shard
 from tfctr.data.synthetic import TRUE_CTR_COLUMN
 from tfctr.defaults import DEFAULT_CLIPNORM, DEFAULT_EPOCHS, DEFAULT_PATIENCE
 from tfctr.features import FeatureSpec
-from tfctr.layers.moe import annealing_for
 from tfctr.metrics import evaluate
 from tfctr.models import build, hyper_parameters, training_defaults
+from tfctr.runs import TrainResult, prepare_run_dir, save_run
 from tfctr.training import distribute
 from tfctr.training.bilevel import BilevelTraining, routing_trainer
-from tfctr.training.callbacks import TrainingThroughput
+from tfctr.training.callbacks import TrainingThroughput, annealing_for
 from tfctr.training.regularization import add_network_l2
 from tfctr.training.runtime import Runtime
 from tfctr.training.selection import DEFAULT_MONITOR, ModelSelection
 from tfctr.training.signals import MethodSignals, StepScalars, first_features, write_exact_metrics
 from tfctr.utils import set_seed
-
-
-@dataclasses.dataclass
-class TrainResult:
-    """What ``train`` returns: the run directory, the trained model, its spec and its metrics."""
-
-    run_dir: Path
-    model: tf.keras.Model
-    spec: FeatureSpec
-    metrics: dict
 
 
 def count_rows(paths) -> int:
@@ -87,16 +75,6 @@ def resolve_spec(train, spec=None, label="label", overrides=None, exclude=(), or
     if not spec.fitted:  # an inferred spec, or one written by ``tfctr spec`` and edited
         spec.fit(train, seed=seed)
     return spec
-
-
-def prepare_run_dir(run_dir: Path, overwrite: bool, finished: str = "model.keras"):
-    """Refuses a run directory that holds a finished run (its file ``finished`` and no ``backup/`` to resume)
-    unless ``overwrite``, and then removes it (its logs too, so TensorBoard shows one run)."""
-    if (run_dir / finished).exists() and not (run_dir / "backup").exists():
-        if not overwrite:
-            raise FileExistsError(f"'{run_dir}' holds a finished run; choose another --out, or pass --overwrite "
-                                  "(overwrite=True) to replace it")
-        shutil.rmtree(run_dir)
 
 
 def resumed_epoch(backup_dir: Path) -> int:
@@ -173,14 +151,12 @@ def split_metrics(net, spec: FeatureSpec, valid, test=None, oracle_column: str |
 
 
 def write_run(run_dir: Path, net: tf.keras.Model, spec: FeatureSpec, metrics: dict, config: dict):
-    """Writes the files of a run directory (``spec.json``, ``model.keras``, ``config.json``, ``metrics.json``)."""
-    config = dict(config, versions={"tfctr": tfctr.__version__, "tensorflow": tf.__version__})
-    spec.save(run_dir / "spec.json")
-    net.save(run_dir / "model.keras")
+    """Writes a finished run: its files (``tfctr.runs.save_run``) and the exact metrics of ``metrics.json`` to
+    its TensorBoard logs (``logs/exact``)."""
+    save_run(run_dir, net, spec, metrics, dict(config, versions={"tfctr": tfctr.__version__,
+                                                                  "tensorflow": tf.__version__}))
     selection = metrics.get("training", {}).get("selection", {})
     write_exact_metrics(run_dir / "logs", metrics, int(selection.get("selected_epoch") or 0))
-    (run_dir / "config.json").write_text(json.dumps(config, indent=1))
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1))
 
 
 def train(
@@ -320,28 +296,3 @@ def train(
     }
     write_run(run_dir, net, spec, metrics, config)
     return TrainResult(run_dir, net, spec, metrics)
-
-
-def final_stage(run_dir: Path) -> Path:
-    """The run directory itself, or for the output of ``tfctr distill`` (which holds one run per stage) its last
-    stage: ``finetuned`` when it exists, else ``distilled``."""
-    if not (run_dir / "model.keras").exists():
-        for stage in ("finetuned", "distilled"):
-            if (run_dir / stage / "model.keras").exists():
-                return run_dir / stage
-    return run_dir
-
-
-def load_run(run_dir) -> TrainResult:
-    """Loads the model, spec and metrics of a run directory written by ``train`` (or ``search-fusion``; for a
-    ``distill`` output, its final stage)."""
-    import tfctr.layers  # noqa: F401  (registers the layers for deserialisation)
-
-    run_dir = final_stage(Path(run_dir))
-    for name in ("spec.json", "model.keras"):
-        if not (run_dir / name).exists():
-            raise FileNotFoundError(f"'{run_dir}' is not a tfctr run directory: {name} is missing")
-    model = tf.keras.models.load_model(run_dir / "model.keras")
-    metrics_path = run_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-    return TrainResult(run_dir, model, FeatureSpec.load(run_dir / "spec.json"), metrics)

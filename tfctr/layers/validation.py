@@ -58,3 +58,13 @@ def build_sublayer(layer, input_shape):
     with tf.name_scope(layer.name):
         layer.build(input_shape)
     return layer
+
+
+def check_prior(layer, prior, n):
+    """``prior`` as n positive floats summing to 1 (expected loads of n experts or depths), or None."""
+    if prior is None:
+        return None
+    prior = [float(p) for p in prior]
+    if len(prior) != n or min(prior) <= 0 or abs(sum(prior) - 1) > 1e-6:
+        raise ValueError(f"{layer}: prior must be {n} positive fractions summing to 1, got {prior}")
+    return prior
