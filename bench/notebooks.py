@@ -44,6 +44,9 @@ def render(notebook, name: str, size: str, docs: Path) -> Path:
         f"{time.strftime('%Y-%m-%d')}; the notebook itself is [`notebooks/{name}.ipynb`]"
         f"(../../notebooks/{name}.ipynb).*")
     notebook.cells.insert(0, header)
+    for cell in notebook.cells:  # what the notebook shows; TensorFlow's log lines on stderr are not part of it
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
     body, resources = MarkdownExporter().from_notebook_node(
         notebook, resources={"output_files_dir": f"{name}_files", "unique_key": name})
     files = docs / f"{name}_files"

@@ -13,7 +13,7 @@ import time
 from common import RESULTS, synthetic, write_result
 
 from tfctr.data import parquet_dataset
-from tfctr.features import FeatureSpec
+from tfctr.data.fitting import fit_spec, infer_spec
 
 
 def rows_per_second(paths, spec, batch_size, shuffle, epochs=2):
@@ -33,9 +33,9 @@ def main():
     parser.add_argument("--batch-size", type=int, default=4096)
     args = parser.parse_args()
     paths = synthetic(f"criteo_like_{args.rows}", args.rows, 1000, 1000)
-    spec = FeatureSpec.infer(paths["train"], exclude=["true_ctr"])
+    spec = infer_spec(paths["train"], exclude=["true_ctr"])
     start = time.perf_counter()
-    spec.fit(paths["train"])
+    fit_spec(spec, paths["train"])
     fit_seconds = time.perf_counter() - start
     results = {"rows": args.rows, "fields": len(spec.features), "batch_size": args.batch_size,
                "spec_fit_rows_per_second": args.rows / fit_seconds}

@@ -24,8 +24,8 @@ from common import client_load, synthetic, write_result
 
 from tfctr import models
 from tfctr.data.encoding import arrow_to_serving
+from tfctr.data.fitting import fit_spec, infer_spec
 from tfctr.export import export_saved_model
-from tfctr.features import FeatureSpec
 from tfctr.serving import Client
 from tfctr.utils import free_ports
 
@@ -48,7 +48,7 @@ def main():
     args = parser.parse_args()
     name = args.model
     paths = synthetic("criteo_like_200000", 200_000)
-    spec = FeatureSpec.infer(paths["train"], exclude=["true_ctr"]).fit(paths["train"])
+    spec = fit_spec(infer_spec(paths["train"], exclude=["true_ctr"]), paths["train"])
     # serving cost does not depend on the weights' values (for adaensemble it does through the routing: its
     # untrained gates spread the examples over experts and depths)
     model = models.build(name, spec)

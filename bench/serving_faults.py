@@ -33,8 +33,8 @@ from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from tfctr import models
+from tfctr.data.fitting import fit_spec, infer_spec
 from tfctr.export import export_saved_model
-from tfctr.features import FeatureSpec
 from tfctr.serving import Client
 from tfctr.utils import free_ports
 
@@ -98,7 +98,7 @@ def main():
     args = parser.parse_args()
     name = "dcnv2"
     paths = synthetic("criteo_like_200000", 200_000)
-    spec = FeatureSpec.infer(paths["train"], exclude=["true_ctr"]).fit(paths["train"])
+    spec = fit_spec(infer_spec(paths["train"], exclude=["true_ctr"]), paths["train"])
     model = models.build(name, spec)
     table = pq.read_table(paths["test"]).slice(0, 1000)
     results = {"model": name, "max_rows_per_request": MAX_ROWS, "load": [], "memory": None}

@@ -46,10 +46,10 @@ def encoded_data(rows: int) -> Path:
     path = DATA / f"encoded_criteo_like_{rows}.npz"
     if not path.exists():
         from tfctr.data import parquet_dataset
-        from tfctr.features import FeatureSpec
+        from tfctr.data.fitting import fit_spec, infer_spec
 
         paths = synthetic(f"criteo_like_{rows}", rows, 1000, 1000)
-        spec = FeatureSpec.infer(paths["train"], exclude=["true_ctr"]).fit(paths["train"])
+        spec = fit_spec(infer_spec(paths["train"], exclude=["true_ctr"]), paths["train"])
         columns, labels = {}, []
         for x, y in parquet_dataset(paths["train"], spec, 65536):
             for k, v in x.items():

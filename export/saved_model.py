@@ -39,7 +39,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-import tfctr
+from tfctr._version import __version__
 from tfctr.data.encoding import RawFeatureEncoder, example_row, parse_examples, serving_dtype
 from tfctr.export.folding import fold_for_serving
 from tfctr.features import FeatureSpec
@@ -204,7 +204,7 @@ def export_saved_model(model_or_run, spec: FeatureSpec | None, base_path, name: 
         raise FileExistsError(f"version {version} of model '{name}' already exists at {final}")
 
     module = ServingModule(fold_for_serving(model), spec)
-    card.update(model=card["model"] or model.name, tfctr_version=tfctr.__version__, tensorflow_version=tf.__version__,
+    card.update(model=card["model"] or model.name, tfctr_version=__version__, tensorflow_version=tf.__version__,
                 exported_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 signatures=sorted(METHOD_NAMES))
     remove_stale_staging(model_dir)

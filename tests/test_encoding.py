@@ -6,6 +6,7 @@ import pyarrow.parquet as pq
 import tensorflow as tf
 
 from tfctr.data.encoding import ArrowEncoder, RawFeatureEncoder, arrow_to_serving
+from tfctr.data.fitting import fit_spec
 from tfctr.features import CategoricalFeature, FeatureSpec, ListFeature, NumericFeature
 
 
@@ -29,11 +30,11 @@ def test_every_feature_kind_agrees_exactly(tmp_path):
     })
     path = tmp_path / "train.parquet"
     pq.write_table(train, path)
-    spec = FeatureSpec([
+    spec = fit_spec(FeatureSpec([
         CategoricalFeature("s"), CategoricalFeature("i", dtype="int64"), CategoricalFeature("h", hash_bins=7),
         NumericFeature("cnt", "log_square"), NumericFeature("q", "quantile", num_buckets=3),
         NumericFeature("z", "standardize"), ListFeature("t", max_length=2),
-    ]).fit(str(path))
+    ]), str(path))
     unseen = pa.table({
         "label": [0, 0, 0, 0],
         "s": ["a", "zzz", None, "c"], "i": [10, 99, None, 30], "h": ["x", "new", None, "w"],

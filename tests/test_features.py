@@ -5,6 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from tfctr.data.fitting import fit_spec, infer_spec
 from tfctr.features import (
     CategoricalFeature,
     FeatureSpec,
@@ -24,8 +25,8 @@ def _write(tmp_path, table, name="data.parquet"):
 def test_infer_types_overrides_and_exclude(tmp_path):
     table = pa.table({"label": [0, 1], "city": ["a", "b"], "clicks": [1, 2], "price": [0.5, 1.5],
                       "flag": [True, False], "tags": [["x"], []], "row_id": ["r1", "r2"]})
-    spec = FeatureSpec.infer(_write(tmp_path, table), exclude=["row_id"],
-                             overrides={"price": {"kind": "numeric", "transform": "standardize"}})
+    spec = infer_spec(_write(tmp_path, table), exclude=["row_id"],
+                      overrides={"price": {"kind": "numeric", "transform": "standardize"}})
     kinds = {f.name: (f.kind, getattr(f, "transform", getattr(f, "dtype", None))) for f in spec.features}
     assert kinds == {"city": ("categorical", "string"), "clicks": ("numeric", "log_square"),
                      "price": ("numeric", "standardize"), "flag": ("categorical", "int64"), "tags": ("list", "string")}
@@ -37,7 +38,7 @@ def test_infer_types_overrides_and_exclude(tmp_path):
 
 def test_vocabulary_min_count_order_and_oov(tmp_path):
     table = pa.table({"label": [0] * 7, "c": ["b", "a", "b", "c", "a", "b", None]})
-    spec = FeatureSpec([CategoricalFeature("c", min_count=2)]).fit(_write(tmp_path, table))
+    spec = fit_spec(FeatureSpec([CategoricalFeature("c", min_count=2)]), _write(tmp_path, table))
     # by descending count, "c" (count 1) and the missing token "" (count 1) are below min_count -> OOV
     assert spec["c"].vocabulary == ["b", "a"]
     assert spec["c"].vocabulary_size == 3
@@ -63,7 +64,7 @@ def test_quantile_and_standardize_fit(tmp_path):
     values = rng.normal(3.0, 2.0, 20_000)
     table = pa.table({"label": np.zeros(20_000, np.int8), "q": values, "s": values})
     spec = FeatureSpec([NumericFeature("q", "quantile", num_buckets=4), NumericFeature("s", "standardize")])
-    spec.fit(_write(tmp_path, table), batch_size=3000, sample_size=5000)
+    fit_spec(spec, _write(tmp_path, table), batch_size=3000, sample_size=5000)
     np.testing.assert_allclose(spec["q"].boundaries, np.quantile(values, [0.25, 0.5, 0.75]), atol=0.1)
     assert spec["q"].vocabulary_size == 5
     assert spec["s"].mean == pytest.approx(values.mean()) and spec["s"].std == pytest.approx(values.std())
@@ -71,11 +72,11 @@ def test_quantile_and_standardize_fit(tmp_path):
 
 def test_list_feature_fits_max_length_and_rejects_separator(tmp_path):
     table = pa.table({"label": [0, 1, 0], "t": [["a", "b", "c"], None, ["a", ""]]})
-    spec = FeatureSpec([ListFeature("t")]).fit(_write(tmp_path, table))
+    spec = fit_spec(FeatureSpec([ListFeature("t")]), _write(tmp_path, table))
     assert spec["t"].max_length == 3 and spec["t"].vocabulary == ["a", "b", "c"]
     bad = pa.table({"label": [0], "t": [["a|b"]]})
     with pytest.raises(SpecError, match="separator"):
-        FeatureSpec([ListFeature("t")]).fit(_write(tmp_path, bad, "bad.parquet"))
+        fit_spec(FeatureSpec([ListFeature("t")]), _write(tmp_path, bad, "bad.parquet"))
 
 
 def test_json_round_trip(small_spec, tmp_path):

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tfctr.data import DataError, parquet_dataset, read_columns, shard_rows, write_synthetic
+from tfctr.data.fitting import fit_spec
 from tfctr.features import CategoricalFeature, FeatureSpec, NumericFeature
 from tfctr.training.train import exact_metrics  # noqa: F401  (import check of the evaluation path)
 
@@ -143,7 +144,7 @@ def test_truncated_and_corrupt_files_are_named_in_every_read(tmp_path):
                       "label": np.arange(5000) % 2})
     good = tmp_path / "good.parquet"
     pq.write_table(table, good, compression="snappy")
-    spec.fit(str(good))
+    fit_spec(spec, str(good))
     data = good.read_bytes()
     truncated = tmp_path / "truncated.parquet"
     truncated.write_bytes(data[: len(data) // 2])  # the footer is gone

@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from tfctr import models
 from tfctr.data import parquet_dataset, read_columns, write_synthetic
+from tfctr.data.fitting import fit_spec, infer_spec
 from tfctr.data.synthetic import SyntheticConfig
-from tfctr.features import FeatureSpec
 from tfctr.metrics import logloss
 from tfctr.training.train import predict_split
 from tfctr.utils import set_seed
@@ -28,7 +28,7 @@ TEACHERS = {
 @pytest.fixture(scope="module")
 def interaction_data(tmp_path_factory):
     paths = write_synthetic(tmp_path_factory.mktemp("interactions"), 40_000, 2_000, 5_000, INTERACTIONS)
-    spec = FeatureSpec.infer(paths["train"], exclude=["true_ctr"]).fit(paths["train"])
+    spec = fit_spec(infer_spec(paths["train"], exclude=["true_ctr"]), paths["train"])
     return paths, spec
 
 

@@ -82,9 +82,9 @@ def test_readme_quickstart_runs_and_import_tfctr_loads_saved_models(installed, t
     assert (tmp_path / "models" / "ctr" / "1" / "saved_model.pb").exists()
     # a new process with only `import tfctr`: Keras finds every tfctr layer
     _run([str(python), "-c", "import numpy as np, tensorflow as tf, tfctr\n"
-          "from tfctr.data import parquet_dataset\n"
+          "from tfctr.data import fit_spec, infer_spec, parquet_dataset\n"
           "model = tf.keras.models.load_model('model.keras')\n"
-          "spec = tfctr.FeatureSpec.infer('data/train.parquet', exclude=['true_ctr']).fit('data/train.parquet')\n"
+          "spec = fit_spec(infer_spec('data/train.parquet', exclude=['true_ctr']), 'data/train.parquet')\n"
           "got = model.predict(parquet_dataset('data/test.parquet', spec, 4096), verbose=0)\n"
           "np.testing.assert_allclose(got, np.load('expected.npy'), atol=1e-6)\n"], env, tmp_path)
 

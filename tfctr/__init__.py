@@ -51,7 +51,7 @@ if not _help_only():
     )
     from tfctr.utils import set_seed
 
-__version__ = "0.1.0"
+from tfctr._version import __version__  # noqa: E402
 
 _LAZY_SUBMODULES = ("data", "export", "metrics", "models", "plots", "serving", "training")
 

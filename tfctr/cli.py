@@ -101,11 +101,11 @@ def _cmd_tune(args):
 
 
 def _cmd_spec(args):
-    from tfctr.features import FeatureSpec
+    from tfctr.data import fit_spec, infer_spec
 
-    spec = FeatureSpec.infer(args.train, label=args.label, exclude=args.exclude)
+    spec = infer_spec(args.train, label=args.label, exclude=args.exclude)
     if args.fit:
-        spec.fit(args.train)
+        fit_spec(spec, args.train)
     spec.save(args.out)
     print(spec.describe())
     print(f"written to {args.out}; edit it and pass it to tfctr train --spec {args.out}")

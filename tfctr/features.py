@@ -288,7 +288,8 @@ class FeatureSpec:
         """Raises ``SpecError`` naming the features that are not fitted yet."""
         missing = [f.name for f in self.features if not f.fitted]
         if missing:
-            raise SpecError(f"FeatureSpec is not fitted for features {missing}: call spec.fit(paths) first")
+            raise SpecError(f"FeatureSpec is not fitted for features {missing}: call tfctr.data.fit_spec(spec, paths) "
+                            "first")
 
     def describe(self) -> str:
         """A table of the features, one row each: column, kind, transform, raw dtype, embedding rows."""
@@ -313,33 +314,27 @@ class FeatureSpec:
     @classmethod
     def infer(
         cls,
-        schema: pa.Schema | str | Path,
+        schema: pa.Schema,
         label: str = "label",
         overrides: dict | None = None,
         exclude: Iterable[str] = (),
+        sample: pa.Table | None = None,
     ) -> FeatureSpec:
-        """Infers a spec from a Parquet schema (or the schema of a Parquet file/directory).
+        """Infers a spec from an Arrow schema (``tfctr.data.infer_spec`` does it from Parquet files).
 
         Strings and dictionaries become vocabulary categoricals, floats become ``quantile`` numerics, booleans
         categorical ints, lists ``ListFeature``. Integers are either identifiers (categorical ints) or counts
-        (``log_square`` numerics), told apart by ``integer_kind`` on a sample of the column when ``schema`` is a
-        Parquet path (from an Arrow schema alone, integers are counts). ``describe()`` prints what was inferred.
+        (``log_square`` numerics), told apart by ``integer_kind`` on the column's values in ``sample``; an
+        integer column without a sample is taken as counts. ``describe()`` prints what was inferred.
 
         Args:
-            schema: an Arrow schema or a Parquet path.
+            schema: the Arrow schema of the data.
             label: the label column (excluded from features; must exist).
             overrides: column name -> a Feature instance, or a dict of constructor arguments (``kind`` picks the
                 class) replacing the inferred feature.
             exclude: columns that are not features (ids, timestamps, true CTR of synthetic data).
+            sample: a table of some rows of the integer columns (their values decide identifier or count).
         """
-        sample = None
-        if not isinstance(schema, pa.Schema):
-            from tfctr.data.parquet import read_sample, read_schema
-
-            paths, schema = schema, read_schema(schema)
-            integers = [f.name for f in schema if pa.types.is_integer(f.type) and f.name != label
-                        and f.name not in set(exclude) and f.name not in (overrides or {})]
-            sample = read_sample(paths, integers) if integers else None
         overrides = dict(overrides or {})
         exclude = set(exclude)
         if label not in schema.names:
@@ -358,26 +353,6 @@ class FeatureSpec:
             else:
                 features.append(_infer_feature(field))
         return cls(features, label=label)
-
-    # ----------------------------------------------------------------------------------------- fitting
-    def fit(self, paths, batch_size: int = 65536, sample_size: int = 100_000, seed: int = 0) -> FeatureSpec:
-        """Fits vocabularies and bucket statistics in one streaming pass over Parquet files. Returns self.
-
-        Quantile boundaries come from a uniform reservoir sample of ``sample_size`` values per feature.
-        """
-        from tfctr.data.parquet import iter_record_batches
-
-        fitters = {f.name: _Fitter(f, sample_size, seed) for f in self.features if not f.fitted}
-        rows = 0
-        for batch, _ in iter_record_batches(paths, self, batch_size=batch_size, check_label=False):
-            rows += batch.num_rows
-            for name, fitter in fitters.items():
-                fitter.update(batch.column(name))
-        if rows == 0:
-            raise SpecError(f"cannot fit the FeatureSpec: no rows in {paths}")
-        for fitter in fitters.values():
-            fitter.finish()
-        return self
 
     # ----------------------------------------------------------------------------------------- JSON
     def to_dict(self) -> dict:
@@ -481,86 +456,3 @@ def _infer_integer(name: str, column) -> Feature:
     values = pc.drop_null(column).to_numpy(zero_copy_only=False)
     kind, _ = integer_kind(name, values)
     return CategoricalFeature(name, dtype="int64") if kind == "categorical" else NumericFeature(name, "log_square")
-
-
-class _Fitter:
-    """Streaming statistics for one feature: value counts, range, moments and a reservoir sample."""
-
-    def __init__(self, feature: Feature, sample_size: int, seed: int):
-        self.feature = feature
-        self.counts: dict = {}
-        self.lo, self.hi = math.inf, -math.inf
-        self.n, self.total, self.total_sq = 0, 0.0, 0.0
-        self.longest = 0
-        self.sample = np.empty(0)
-        self.seen = 0
-        self.sample_size = sample_size
-        self.rng = np.random.default_rng(seed)
-
-    def update(self, column: pa.ChunkedArray | pa.Array) -> None:
-        f = self.feature
-        if isinstance(f, ListFeature):
-            lengths = pc.fill_null(pc.list_value_length(column), 0)
-            self.longest = max(self.longest, int(pc.max(lengths).as_py() or 0))
-            tokens = pc.drop_null(pc.cast(pc.list_flatten(column), pa.string()))
-            tokens = tokens.filter(pc.not_equal(tokens, MISSING_STRING))
-            if f.hash_bins is None:
-                bad = pc.any(pc.match_substring(tokens, pattern=f.separator)).as_py() if len(tokens) else False
-                if bad:
-                    raise SpecError(f"list feature '{f.name}': a token contains the separator {f.separator!r}; "
-                                    "choose another separator")
-                self._count(tokens)
-        elif isinstance(f, CategoricalFeature):
-            if f.hash_bins is None:
-                from tfctr.data.encoding import fill_missing_category
-
-                self._count(fill_missing_category(column, f))
-        else:
-            values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
-            values = values[~np.isnan(values)]
-            if values.size:
-                self.lo, self.hi = min(self.lo, values.min()), max(self.hi, values.max())
-                self.n += values.size
-                self.total += float(values.sum())
-                self.total_sq += float(np.square(values).sum())
-                if f.transform == "quantile":
-                    self._reservoir(values)
-
-    def _count(self, values) -> None:
-        counts = pc.value_counts(values)
-        for value, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()):
-            self.counts[value] = self.counts.get(value, 0) + count
-
-    def _reservoir(self, values: np.ndarray) -> None:
-        """Algorithm R, vectorised per batch: keeps a uniform sample of everything seen so far."""
-        room = self.sample_size - self.sample.size
-        if room > 0:
-            self.sample = np.concatenate([self.sample, values[:room]])
-            self.seen += min(room, values.size)
-            values = values[room:]
-        if values.size:
-            positions = self.seen + np.arange(1, values.size + 1)
-            slots = (self.rng.random(values.size) * positions).astype(np.int64)
-            keep = slots < self.sample_size
-            self.sample[slots[keep]] = values[keep]
-            self.seen += values.size
-
-    def finish(self) -> None:
-        f = self.feature
-        if isinstance(f, CategoricalFeature):
-            if f.hash_bins is None:
-                kept = [(v, c) for v, c in self.counts.items() if c >= f.min_count]
-                kept.sort(key=lambda vc: (-vc[1], str(vc[0])))
-                f.vocabulary = [v for v, _ in kept]
-            if isinstance(f, ListFeature) and f.max_length is None:
-                f.max_length = max(1, self.longest)
-            return
-        if self.n == 0:
-            raise SpecError(f"numeric feature '{f.name}': every training value is missing, nothing to fit")
-        if f.transform == "standardize":
-            f.mean = self.total / self.n
-            f.std = math.sqrt(max(self.total_sq / self.n - f.mean**2, 0.0)) or 1.0
-        elif f.transform == "log_square":
-            f.boundaries = log_square_boundaries(self.lo, self.hi)
-        else:
-            f.boundaries = quantile_boundaries(self.sample, f.num_buckets)

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-import tfctr
+from tfctr._version import __version__
+from tfctr.data.fitting import fit_spec, infer_spec
 from tfctr.data.parquet import parquet_dataset, read_columns, read_schema, shard_rows
 from tfctr.data.synthetic import TRUE_CTR_COLUMN
 from tfctr.defaults import DEFAULT_CLIPNORM, DEFAULT_EPOCHS, DEFAULT_PATIENCE
@@ -69,11 +70,11 @@ def resolve_spec(train, spec=None, label="label", overrides=None, exclude=(), or
     if spec is None:
         names = read_schema(train).names
         exclude = list(exclude) + ([oracle_column] if oracle_column in names else [])
-        spec = FeatureSpec.infer(train, label=label, overrides=overrides, exclude=exclude)
+        spec = infer_spec(train, label=label, overrides=overrides, exclude=exclude)
     elif not isinstance(spec, FeatureSpec):
         spec = FeatureSpec.load(spec)
     if not spec.fitted:  # an inferred spec, or one written by ``tfctr spec`` and edited
-        spec.fit(train, seed=seed)
+        fit_spec(spec, train, seed=seed)
     return spec
 
 
@@ -153,7 +154,7 @@ def split_metrics(net, spec: FeatureSpec, valid, test=None, oracle_column: str |
 def write_run(run_dir: Path, net: tf.keras.Model, spec: FeatureSpec, metrics: dict, config: dict):
     """Writes a finished run: its files (``tfctr.runs.save_run``) and the exact metrics of ``metrics.json`` to
     its TensorBoard logs (``logs/exact``)."""
-    save_run(run_dir, net, spec, metrics, dict(config, versions={"tfctr": tfctr.__version__,
+    save_run(run_dir, net, spec, metrics, dict(config, versions={"tfctr": __version__,
                                                                   "tensorflow": tf.__version__}))
     selection = metrics.get("training", {}).get("selection", {})
     write_exact_metrics(run_dir / "logs", metrics, int(selection.get("selected_epoch") or 0))
