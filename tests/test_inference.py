@@ -102,3 +102,21 @@ def test_spec_command_writes_an_editable_spec_that_train_fits(small_data, tmp_pa
                    spec=str(spec_path), verbose=0)
     assert result.spec["C2"].hash_bins == 7 and result.spec["C2"].vocabulary_size == 7
     assert result.spec.fitted and result.spec["C1"].vocabulary
+
+
+def test_only_a_marked_or_named_oracle_column_is_kept_out_of_the_features(tmp_path):
+    from tfctr.data.parquet import ORACLE_METADATA_KEY, oracle_column_of
+    from tfctr.training.train import resolve_spec
+
+    table = pa.table({"label": np.arange(200) % 2, "true_ctr": np.linspace(0.1, 0.9, 200),
+                      "city": [f"c{i % 5}" for i in range(200)]})
+    plain = tmp_path / "plain.parquet"
+    pq.write_table(table, plain)
+    assert "true_ctr" in infer_spec(plain).names  # a real column of that name is a feature
+    assert "true_ctr" in resolve_spec(str(plain)).names
+    assert "true_ctr" not in resolve_spec(str(plain), oracle_column="true_ctr").names  # unless named
+    marked = tmp_path / "marked.parquet"
+    pq.write_table(table.replace_schema_metadata({ORACLE_METADATA_KEY: b"true_ctr"}), marked)
+    assert oracle_column_of(marked) == "true_ctr" and "true_ctr" not in infer_spec(marked).names
+    synthetic = write_synthetic(tmp_path / "synthetic", 300, 0, 0, SyntheticConfig(**CONFIG))
+    assert oracle_column_of(synthetic["train"]) == "true_ctr"  # tfctr's writer marks it

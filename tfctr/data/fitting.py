@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tfctr.data.encoding import fill_missing_category
-from tfctr.data.parquet import iter_record_batches, read_sample, read_schema
+from tfctr.data.parquet import iter_record_batches, oracle_column_of, read_sample, read_schema
 from tfctr.features import (
     MISSING_STRING,
     CategoricalFeature,
@@ -31,8 +31,12 @@ from tfctr.features import (
 
 def infer_spec(paths, label: str = "label", overrides: dict | None = None, exclude: Iterable[str] = ()) -> FeatureSpec:
     """The spec ``FeatureSpec.infer`` gives for the schema of the Parquet file(s) ``paths``, its integer columns
-    told apart as identifiers or counts on a sample of their values. Not fitted: see ``fit_spec``."""
+    told apart as identifiers or counts on a sample of their values. A column the files' metadata names as the
+    true CTR (``tfctr.data.parquet.oracle_column_of``: tfctr's synthetic data) is never a feature. Not fitted:
+    see ``fit_spec``."""
     schema = read_schema(paths)
+    oracle = oracle_column_of(paths)
+    exclude = list(exclude) + ([oracle] if oracle and oracle not in exclude else [])
     skipped = {label, *exclude, *(overrides or {})}
     integers = [f.name for f in schema if pa.types.is_integer(f.type) and f.name not in skipped]
     sample = read_sample(paths, integers) if integers else None

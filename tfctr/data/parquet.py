@@ -58,6 +58,17 @@ def read_schema(paths) -> pa.Schema:
     return _open(resolve_paths(paths)[0]).schema_arrow
 
 
+# Parquet schema metadata naming the column that holds the true click probability (the oracle); tfctr's
+# synthetic writer sets it. Only a column named so, or passed as ``oracle_column``, is kept out of the features.
+ORACLE_METADATA_KEY = b"tfctr.oracle_column"
+
+
+def oracle_column_of(paths) -> str | None:
+    """The oracle column the file's schema metadata names (``ORACLE_METADATA_KEY``), or None."""
+    name = (read_schema(paths).metadata or {}).get(ORACLE_METADATA_KEY)
+    return name.decode() if name else None
+
+
 def read_sample(paths, columns: list[str], max_rows: int = 100_000) -> pa.Table:
     """The first ``max_rows`` rows of ``columns`` over the files of ``paths`` (for inference, not training)."""
     pieces, rows = [], 0

@@ -29,6 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tfctr.data.parquet import ORACLE_METADATA_KEY
+
 TRUE_CTR_COLUMN = "true_ctr"
 LABEL_COLUMN = "label"
 _SPLIT_OFFSETS = {"train": 1, "valid": 2, "test": 3}
@@ -242,7 +244,7 @@ class SyntheticCTR:
             words = words.cast(pa.string())
             columns[name] = pa.ListArray.from_arrays(pa.array(offsets), words)
         columns[TRUE_CTR_COLUMN] = pa.array(ctr)
-        return pa.table(columns)
+        return pa.table(columns).replace_schema_metadata({ORACLE_METADATA_KEY: TRUE_CTR_COLUMN.encode()})
 
 
 def write_synthetic(

@@ -26,7 +26,6 @@ import numpy as np
 import tensorflow as tf
 
 from tfctr.data.parquet import parquet_dataset
-from tfctr.data.synthetic import TRUE_CTR_COLUMN
 from tfctr.defaults import DISTILL_EPOCHS, DISTILL_LEARNING_RATE, FINETUNE_EPOCHS, FINETUNE_LEARNING_RATE
 from tfctr.features import FeatureSpec
 from tfctr.models import build, hyper_parameters
@@ -35,7 +34,14 @@ from tfctr.runs import TrainResult, load_run, prepare_run_dir
 from tfctr.training.runtime import Runtime
 from tfctr.training.selection import DEFAULT_MONITOR, monitor_score
 from tfctr.training.steps import StepModel, bce_per_example, global_average, logit_of
-from tfctr.training.train import announce, compile_ctr, fit_with_early_stopping, split_metrics, write_run
+from tfctr.training.train import (
+    announce,
+    compile_ctr,
+    fit_with_early_stopping,
+    resolve_oracle,
+    split_metrics,
+    write_run,
+)
 from tfctr.utils import set_seed
 
 
@@ -180,7 +186,7 @@ def distill(
     seed: int = 0,
     patience: int = 2,
     distill_monitor: str = "kd_mse",
-    oracle_column: str | None = TRUE_CTR_COLUMN,
+    oracle_column: str | None = None,
     shuffle_buffer: int = 262_144,
     verbose: int = 1,
     strategy: str = "default",
@@ -228,6 +234,7 @@ def distill(
     if runtime.is_chief:
         prepare_run_dir(out, overwrite, finished="summary.json")
     teacher_dir = teacher.run_dir if isinstance(teacher, TrainResult) else teacher
+    oracle_column = resolve_oracle(train, oracle_column)
     with runtime.scope():
         # under a strategy the teacher's variables must be the strategy's: load it again inside its scope
         teacher_run = teacher if isinstance(teacher, TrainResult) and strategy == "default" else load_run(teacher_dir)

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tfctr.data.synthetic import TRUE_CTR_COLUMN
 from tfctr.layers.validation import choice
 from tfctr.models import build
 from tfctr.models.fusion import derive, warm_start
@@ -29,6 +28,7 @@ from tfctr.training.train import (
     announce,
     compile_ctr,
     fit_with_early_stopping,
+    resolve_oracle,
     resolve_spec,
     split_metrics,
     write_run,
@@ -123,7 +123,7 @@ def search_fusion(
     spec=None,
     label: str = "label",
     exclude: list | tuple = (),
-    oracle_column: str | None = TRUE_CTR_COLUMN,
+    oracle_column: str | None = None,
     shuffle_buffer: int = 262_144,
     verbose: int = 1,
     strategy: str = "default",
@@ -166,6 +166,7 @@ def search_fusion(
     out = Path(out)
     if runtime.is_chief:
         prepare_run_dir(out, overwrite)
+    oracle_column = resolve_oracle(train, oracle_column)
     spec = resolve_spec(train, spec, label, None, exclude, oracle_column, seed)
     out.mkdir(parents=True, exist_ok=True)
     train_input, valid_input = runtime.inputs(train, valid, spec, batch_size, shuffle_buffer, seed, out / "encoded")

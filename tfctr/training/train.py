@@ -24,8 +24,7 @@ import tensorflow as tf
 
 from tfctr._version import __version__
 from tfctr.data.fitting import fit_spec, infer_spec
-from tfctr.data.parquet import parquet_dataset, read_columns, read_schema, shard_rows
-from tfctr.data.synthetic import TRUE_CTR_COLUMN
+from tfctr.data.parquet import oracle_column_of, parquet_dataset, read_columns, read_schema, shard_rows
 from tfctr.defaults import DEFAULT_CLIPNORM, DEFAULT_EPOCHS, DEFAULT_PATIENCE
 from tfctr.features import FeatureSpec
 from tfctr.metrics import evaluate
@@ -62,14 +61,22 @@ def exact_metrics(model, paths, spec: FeatureSpec, oracle_column: str | None = N
     return result
 
 
-def resolve_spec(train, spec=None, label="label", overrides=None, exclude=(), oracle_column=TRUE_CTR_COLUMN,
+def resolve_oracle(train, oracle_column: str | None) -> str | None:
+    """The column holding the true CTR: ``oracle_column``, else the one the training files' metadata names
+    (tfctr's synthetic data, ``tfctr.data.parquet.oracle_column_of``), else None. A real column of any name is a
+    feature unless named here."""
+    return oracle_column or oracle_column_of(train)
+
+
+def resolve_spec(train, spec=None, label="label", overrides=None, exclude=(), oracle_column=None,
                  seed=0) -> FeatureSpec:
     """The fitted spec of a run: ``spec`` itself or loaded from its JSON path, or inferred from the training
     data (``overrides``, ``exclude`` and the oracle column left out); fitted on the training split unless it
     already is."""
     if spec is None:
+        oracle_column = resolve_oracle(train, oracle_column)
         names = read_schema(train).names
-        exclude = list(exclude) + ([oracle_column] if oracle_column in names else [])
+        exclude = list(exclude) + ([oracle_column] if oracle_column in names and oracle_column not in exclude else [])
         spec = infer_spec(train, label=label, overrides=overrides, exclude=exclude)
     elif not isinstance(spec, FeatureSpec):
         spec = FeatureSpec.load(spec)
@@ -184,7 +191,7 @@ def train(
     spec: FeatureSpec | str | None = None,
     overrides: dict | None = None,
     exclude: list | tuple = (),
-    oracle_column: str | None = TRUE_CTR_COLUMN,
+    oracle_column: str | None = None,
     hyper_params: dict | None = None,
     shuffle_buffer: int = 262_144,
     callbacks: list | None = None,
@@ -221,9 +228,9 @@ def train(
         seed: seeds weights initialisation and shuffling.
         spec: a fitted FeatureSpec (or a path to its JSON); by default inferred from the training schema
             (with ``overrides`` and ``exclude``) and fitted on the training split.
-        oracle_column: a column holding the true click probability (as written by ``tfctr.data.synthetic``);
-            when present it is excluded from the features and its AUC/logloss are reported as the Bayes-optimal
-            reference.
+        oracle_column: a column holding the true click probability: excluded from the features, its AUC/logloss
+            reported as the Bayes-optimal reference. By default the one the training files' metadata names
+            (tfctr's synthetic writer names ``true_ctr``); other data has none unless given.
         hyper_params: further hyper-parameters of the model builder.
         callbacks: extra Keras callbacks for ``fit`` (run after the backup of each epoch).
         strategy: a ``tfctr.training.distribute`` strategy name: ``"default"``, ``"mirrored"`` (every local GPU),
@@ -247,6 +254,7 @@ def train(
     run_dir = Path(out)
     if runtime.is_chief:
         prepare_run_dir(run_dir, overwrite)
+    oracle_column = resolve_oracle(train, oracle_column)
     spec = resolve_spec(train, spec, label, overrides, exclude, oracle_column, seed)
     run_dir.mkdir(parents=True, exist_ok=True)  # only once the arguments and the data have been checked
     if verbose and runtime.is_chief:
