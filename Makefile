@@ -21,6 +21,7 @@ $(VENV)/.installed-bench: setup.py $(BIN)/python
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check tfctr tfctr_command.py export serving tests bench
+	$(BIN)/pytest -q -p no:cacheprovider --doctest-modules tfctr   # the docstrings' examples
 	$(BIN)/pytest -q --durations=40 tests
 
 demo: $(VENV)/.installed-test

@@ -85,6 +85,15 @@ def check_layer(
     layer = layer_cls(**init_kwargs)
     output = _numpy(layer(inputs, **call_kwargs))
 
+    if not isinstance(output, (list, tuple, dict)):  # the declared shape is the real one
+        shapes = tf.nest.map_structure(lambda t: tf.TensorShape(t.shape), inputs)
+        declared = tf.TensorShape(layer.compute_output_shape(shapes))
+        assert declared.as_list() == list(output.shape), \
+            f"{layer_cls.__name__}.compute_output_shape({shapes}) = {declared}, output {output.shape}"
+        if isinstance(shapes, tf.TensorShape):  # Keras also passes a single shape as a plain tuple
+            as_tuple = tf.TensorShape(layer.compute_output_shape(tuple(shapes.as_list())))
+            assert as_tuple.as_list() == list(output.shape), f"{layer_cls.__name__}: {as_tuple} from a tuple"
+
     config = layer.get_config()
     missing = [name for name in init_parameters(layer_cls) if name not in config]
     assert not missing, f"{layer_cls.__name__}.get_config() lacks __init__ parameters {missing}"

@@ -27,7 +27,7 @@ import warnings
 
 import tensorflow as tf
 
-from tfctr.layers.validation import choice, fresh, positive_int
+from tfctr.layers.validation import as_shape_list, choice, fresh, positive_int
 
 _VERSIONS = {"v1", "v2", "v3", "v4", "v5"}
 
@@ -109,13 +109,11 @@ class APGDense(tf.keras.layers.Layer):
         return size + (d_out if self.generate_bias else 0)
 
     def build(self, input_shape):
-        if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple, tf.TensorShape)):
-            x_shape, condition_shapes = input_shape
-            if not (isinstance(condition_shapes, (list, tuple)) and
-                    isinstance(condition_shapes[0], (list, tuple, tf.TensorShape))):
-                condition_shapes = [condition_shapes]
+        shapes = as_shape_list(input_shape)
+        if len(shapes) == 2:  # (x, z) or (x, [z_1, ..., z_k])
+            x_shape, condition_shapes = shapes[0], as_shape_list(shapes[1])
         else:
-            x_shape, condition_shapes = input_shape, [input_shape]
+            x_shape, condition_shapes = shapes[0], [shapes[0]]
         self.input_shapes = _as_lists(input_shape)  # what serving_form builds its folded twin with
         d_in = int(tf.TensorShape(x_shape)[-1])
         widths = [int(tf.TensorShape(s)[-1]) for s in condition_shapes]
@@ -224,9 +222,7 @@ class APGDense(tf.keras.layers.Layer):
         return self.activation(out + bias)
 
     def compute_output_shape(self, input_shape):
-        x_shape = input_shape[0] if isinstance(input_shape, (list, tuple)) and \
-            isinstance(input_shape[0], (list, tuple, tf.TensorShape)) else input_shape
-        return tf.TensorShape(x_shape)[:-1].concatenate([self.units])
+        return tf.TensorShape(as_shape_list(input_shape)[0])[:-1].concatenate([self.units])
 
     # --------------------------------------------------------------------------------------------- serving
     @property

@@ -3,7 +3,7 @@
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tfctr.layers.validation import choice, fresh, positive_int
+from tfctr.layers.validation import as_shape_list, choice, fresh, positive_int
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")
@@ -29,8 +29,7 @@ class VectorCross(tf.keras.layers.Layer):
         self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
 
     def build(self, input_shape):
-        x0_shape = input_shape[0] if isinstance(input_shape, (list, tuple)) and \
-            isinstance(input_shape[0], (list, tuple, tf.TensorShape)) else input_shape
+        x0_shape = as_shape_list(input_shape)[0]
         dim = int(tf.TensorShape(x0_shape)[-1])
         self.kernel = self.add_weight(name="kernel", shape=(dim, 1), initializer=self.kernel_initializer,
                                       regularizer=self.kernel_regularizer)
@@ -42,7 +41,7 @@ class VectorCross(tf.keras.layers.Layer):
         return x0 * tf.matmul(x, self.kernel) + self.bias + x
 
     def compute_output_shape(self, input_shape):
-        return tf.TensorShape(input_shape[0] if isinstance(input_shape, (list, tuple)) else input_shape)
+        return tf.TensorShape(as_shape_list(input_shape)[0])
 
     def get_config(self):
         config = super().get_config()
@@ -82,8 +81,7 @@ class MixtureCross(tf.keras.layers.Layer):
         self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
 
     def build(self, input_shape):
-        x0_shape = input_shape[0] if isinstance(input_shape, (list, tuple)) and \
-            isinstance(input_shape[0], (list, tuple, tf.TensorShape)) else input_shape
+        x0_shape = as_shape_list(input_shape)[0]
         d, k, r = int(tf.TensorShape(x0_shape)[-1]), self.num_experts, self.projection_dim
         self.v = self.add_weight(name="v", shape=(k, d, r), initializer=fresh(self.kernel_initializer),
                                  regularizer=self.kernel_regularizer)
@@ -107,7 +105,7 @@ class MixtureCross(tf.keras.layers.Layer):
         return tf.reduce_sum(tf.transpose(gates)[:, :, None] * experts, axis=0) + x
 
     def compute_output_shape(self, input_shape):
-        return tf.TensorShape(input_shape[0] if isinstance(input_shape, (list, tuple)) else input_shape)
+        return tf.TensorShape(as_shape_list(input_shape)[0])
 
     def get_config(self):
         config = super().get_config()

@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from tfctr.layers.apg import APGDense, zeros_of
-from tfctr.layers.validation import positive_int_list, rate
+from tfctr.layers.validation import as_shape_list, positive_int_list, rate
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")
@@ -79,9 +79,7 @@ class MLP(tf.keras.layers.Layer):
         return x
 
     def compute_output_shape(self, input_shape):
-        if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple, tf.TensorShape)):
-            input_shape = input_shape[0]
-        return tf.TensorShape(input_shape)[:-1].concatenate([self.units[-1]])
+        return tf.TensorShape(as_shape_list(input_shape)[0])[:-1].concatenate([self.units[-1]])
 
     @property
     def needs_folding(self) -> bool:

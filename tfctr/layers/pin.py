@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from tfctr.layers.slots import SlotDense
-from tfctr.layers.validation import positive_int
+from tfctr.layers.validation import as_shape_list, positive_int
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")
@@ -38,8 +38,7 @@ class PolynomialInteraction(tf.keras.layers.Layer):
         self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
 
     def build(self, input_shape):
-        x0_shape = input_shape[1] if isinstance(input_shape, (list, tuple)) and len(input_shape) == 2 and \
-            isinstance(input_shape[0], (list, tuple, tf.TensorShape)) else input_shape
+        x0_shape = as_shape_list(input_shape)[-1]  # (x, x0), or x0 alone
         initializer = tf.keras.initializers.serialize(self.kernel_initializer)
         self.kernels = [SlotDense(int(x0_shape[1]), use_bias=False, kernel_initializer=initializer,
                                   kernel_regularizer=self.kernel_regularizer, name=f"pin_{i}")
@@ -55,8 +54,7 @@ class PolynomialInteraction(tf.keras.layers.Layer):
         return x if self.residual else tf.concat(outputs, axis=1)
 
     def compute_output_shape(self, input_shape):
-        shape = tf.TensorShape(input_shape[0] if isinstance(input_shape, (list, tuple)) and
-                               isinstance(input_shape[0], (list, tuple, tf.TensorShape)) else input_shape)
+        shape = tf.TensorShape(as_shape_list(input_shape)[0])
         return shape if self.residual else tf.TensorShape([shape[0], shape[1] * self.num_layers, shape[2]])
 
     def get_config(self):

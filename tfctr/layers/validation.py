@@ -40,7 +40,8 @@ def as_tensor_list(inputs) -> list:
 
 
 def as_shape_list(input_shape) -> list:
-    """The shape counterpart of ``as_tensor_list`` for ``build``/``compute_output_shape``."""
+    """The shape counterpart of ``as_tensor_list`` for ``build``/``compute_output_shape``: the list of the
+    inputs' shapes, whether Keras passes one shape (``(None, 5)``, a TensorShape) or a list of them."""
     if isinstance(input_shape, (list, tuple)) and input_shape and isinstance(input_shape[0], (list, tuple)) or \
             isinstance(input_shape, (list, tuple)) and input_shape and hasattr(input_shape[0], "rank"):
         return list(input_shape)
