@@ -30,8 +30,10 @@ def _cross_network_reference(layer, x0):
     for cross in layer.cross_layers:
         if layer.kind == "vector":
             x = x0 * (x @ cross.kernel.numpy()) + cross.bias.numpy() + x
-        elif layer.projection_dim is None:  # tfrs Cross, full rank: one dense layer W x + b
-            x = x0 * (x @ cross._dense.kernel.numpy() + cross._dense.bias.numpy()) + x
+        elif layer.projection_dim is None:  # tfrs Cross, full rank: g(W x + b) + diag_scale x
+            product = x @ cross._dense.kernel.numpy() + (cross._dense.bias.numpy() if layer.use_bias else 0.0)
+            product = np.maximum(product, 0.0) if layer.preactivation is not None else product
+            x = x0 * (product + layer.diag_scale * x) + x
         else:  # low rank: W = U V
             projected = (x @ cross._dense_u.kernel.numpy()) @ cross._dense_v.kernel.numpy()
             x = x0 * (projected + cross._dense_v.bias.numpy()) + x
@@ -63,3 +65,14 @@ def test_matrix_cross_golden_with_ones():
     layer = CrossNetwork(num_layers=2, kind="matrix", kernel_initializer="ones")
     # layer 1: [1, 2] * ([1, 2] @ ones + 0) + [1, 2] = [4, 8]; layer 2: [1, 2] * (12, 12) + [4, 8] = [16, 32]
     np.testing.assert_allclose(layer(tf.constant([[1.0, 2.0]])).numpy(), [[16.0, 32.0]])
+
+
+def test_matrix_cross_network_passes_tfrs_options_through():
+    x0 = tf.random.normal([3, 4], seed=5)
+    layer, _ = check_layer(
+        CrossNetwork, dict(num_layers=2, kind="matrix", diag_scale=0.5, use_bias=False, preactivation="relu",
+                           kernel_initializer=tf.keras.initializers.GlorotUniform(3)),
+        x0, numpy_reference=_cross_network_reference, atol=1e-5,
+        invalid_kwargs=[{"diag_scale": -1.0}, {"kind": "vector"}, {"kind": "mix"}],
+    )
+    assert not any("bias" in w.name for w in layer.weights)

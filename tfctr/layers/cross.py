@@ -136,6 +136,9 @@ class CrossNetwork(tf.keras.layers.Layer):
         num_experts: experts per layer of ``kind="mix"`` (default 4).
         kernel_initializer: initialiser of the cross kernels (default ``"glorot_uniform"``).
         kernel_regularizer: optional regulariser of the cross kernels.
+        diag_scale, use_bias, preactivation: ``tfrs.layers.dcn.Cross``'s options, ``kind="matrix"`` only: a layer
+            computes ``x_0 ⊙ (g(W x_l + b) + diag_scale · x_l) + x_l`` with g = ``preactivation`` (default none)
+            and b only with ``use_bias`` (default True); ``diag_scale`` (default 0) adds a scaled identity to W.
 
     Example:
         >>> CrossNetwork(2, kind="matrix", projection_dim=2)(tf.ones([4, 6])).shape
@@ -143,7 +146,8 @@ class CrossNetwork(tf.keras.layers.Layer):
     """
 
     def __init__(self, num_layers=3, kind="matrix", projection_dim=None, num_experts=4,
-                 kernel_initializer="glorot_uniform", kernel_regularizer=None, **kwargs):
+                 kernel_initializer="glorot_uniform", kernel_regularizer=None, diag_scale=0.0, use_bias=True,
+                 preactivation=None, **kwargs):
         super().__init__(**kwargs)
         self.num_layers = positive_int("CrossNetwork", "num_layers", num_layers)
         self.kind = choice("CrossNetwork", "kind", kind, {"matrix", "vector", "mix"})
@@ -153,6 +157,12 @@ class CrossNetwork(tf.keras.layers.Layer):
             if kind == "vector":
                 raise ValueError("CrossNetwork: projection_dim applies to kind='matrix' or 'mix'")
         self.projection_dim = projection_dim
+        self.diag_scale, self.use_bias = float(diag_scale), bool(use_bias)
+        self.preactivation = tf.keras.activations.get(preactivation) if preactivation is not None else None
+        if self.kind != "matrix" and (self.diag_scale or not self.use_bias or self.preactivation is not None):
+            raise ValueError("CrossNetwork: diag_scale, use_bias and preactivation apply to kind='matrix'")
+        if self.diag_scale < 0:
+            raise ValueError(f"CrossNetwork: diag_scale must be >= 0, got {diag_scale}")
         self.kernel_initializer = tf.keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
         initializer = tf.keras.initializers.serialize(self.kernel_initializer)
@@ -165,7 +175,8 @@ class CrossNetwork(tf.keras.layers.Layer):
                                  for i in range(self.num_layers)]
         else:
             self.cross_layers = [
-                tfrs.layers.dcn.Cross(projection_dim=projection_dim,
+                tfrs.layers.dcn.Cross(projection_dim=projection_dim, diag_scale=self.diag_scale,
+                                      use_bias=self.use_bias, preactivation=self.preactivation,
                                       kernel_initializer=initializer,
                                       kernel_regularizer=self.kernel_regularizer, name=f"cross_{i}")
                 for i in range(self.num_layers)
@@ -189,5 +200,8 @@ class CrossNetwork(tf.keras.layers.Layer):
             num_experts=self.num_experts,
             kernel_initializer=tf.keras.initializers.serialize(self.kernel_initializer),
             kernel_regularizer=tf.keras.regularizers.serialize(self.kernel_regularizer),
+            diag_scale=self.diag_scale,
+            use_bias=self.use_bias,
+            preactivation=tf.keras.activations.serialize(self.preactivation) if self.preactivation else None,
         )
         return config
