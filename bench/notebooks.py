@@ -7,6 +7,7 @@ the notebooks themselves. The test suite runs the same notebooks at ``small`` si
 """
 
 import argparse
+import json
 import os
 import shutil
 import tempfile
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 import nbformat
-from common import BENCH_DIR, write_result
+from common import BENCH_DIR, RESULTS, write_result
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 from nbconvert import MarkdownExporter
@@ -65,7 +66,8 @@ def main():
     parser.add_argument("--size", default="full", choices=["small", "full"])
     parser.add_argument("--docs", type=Path, default=BENCH_DIR.parent / "docs" / "notebooks",
                         help="where the rendered copies go")
-    parser.add_argument("--only", nargs="*", help="notebook names (default: all)")
+    parser.add_argument("--only", nargs="*", help="notebook names (default: all); their rows replace those of the "
+                                                  "existing bench/results/notebooks.json")
     args = parser.parse_args()
     args.docs.mkdir(parents=True, exist_ok=True)
     runs = []
@@ -77,7 +79,17 @@ def main():
         rendered = render(executed, path.stem, args.size, args.docs)
         print(f"{path.name:28s} {record['seconds']:6.1f} s {'ok' if record['ok'] else 'ERROR'} -> {rendered}",
               flush=True)
-    write_result("notebooks", {"size": args.size, "runs": runs})
+    payload = {"size": args.size, "runs": runs}
+    previous = RESULTS / "notebooks.json"
+    if args.only and previous.exists():
+        kept = json.loads(previous.read_text())
+        if kept.get("size") == args.size:
+            redone = {r["notebook"] for r in runs}
+            earlier = [r for r in kept["runs"] if r["notebook"] not in redone]
+            payload["runs"] = sorted(earlier + runs, key=lambda r: r["notebook"])
+            payload["earlier_rows"] = {"command": kept["command"], "date": kept["date"],
+                                       "notebooks": [r["notebook"] for r in earlier]}
+    write_result("notebooks", payload)
 
 
 if __name__ == "__main__":

@@ -291,9 +291,20 @@ def apg_table(result):
     return "\n".join(lines)
 
 
+def _earlier_rows(result) -> str:
+    """Where rows kept from an earlier run of the same benchmark (``--only`` re-runs) came from."""
+    earlier = result.get("earlier_rows")
+    if not earlier:
+        return ""
+    return f" Rows of {', '.join(earlier['notebooks'])} from `{earlier['command']}`, {earlier['date']}."
+
+
 def notebooks_table(result):
     lines = [f"Each notebook top to bottom in a Jupyter kernel (nbclient) at `TFCTR_NOTEBOOK_SIZE={result['size']}`, "
-             f"one at a time. {_machine(result)}", "", "| notebook | seconds | status |", "|---|---|---|"]
+             f"one at a time, each rendered with its outputs to [`docs/notebooks/`](docs/notebooks/). "
+             f"{_machine(result)}"
+             + _earlier_rows(result),
+             "", "| notebook | seconds | status |", "|---|---|---|"]
     lines += [f"| `notebooks/{r['notebook']}` | {r['seconds']:.0f} | {'ok' if r['ok'] else 'ERROR'} |"
               for r in result["runs"]]
     return "\n".join(lines)
