@@ -237,7 +237,7 @@ def merge_rerun(previous: dict, payload: dict, args) -> dict:
     rerun = {"command": " ".join(["python", "bench/leaderboard.py", *sys.argv[1:]]),
              "date": time.strftime("%Y-%m-%d %H:%M:%S"), "models": args.models, "tuned": args.tuned}
     return {"rows": previous["rows"], "synthetic_epochs": previous["synthetic_epochs"],
-            "datasets": previous["datasets"], "command": previous["command"],
+            "datasets": previous["datasets"], "command": previous["command"], "date": previous["date"],
             "reruns": previous.get("reruns", []) + [rerun]}
 
 

@@ -84,7 +84,8 @@ def quality_table(result):
 
 def leaderboard_table(result):
     """Every model with its defaults (and the tuned ones) next to one-hot LR and LightGBM, per dataset."""
-    reruns = "".join(f" Rows of {', '.join(r['models'] + [t + ' (tuned)' for t in r['tuned']])} re-run with "
+    reruns = "".join(f" Rows of {', '.join(r.get('measured', r['models'] + [t + ' (tuned)' for t in r['tuned']]))} "
+                     "re-run with "
                      f"`{r['command']}` ({r['date']})." for r in result.get("reruns", []))
     synthetic = any("bayes_optimal" in entry for entry in result["datasets"].values())
     epochs = (f"; at most {result['synthetic_epochs']} epochs on synthetic data, where the AUC after the first epoch "
