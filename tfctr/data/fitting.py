@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tfctr.data.encoding import fill_missing_category
-from tfctr.data.parquet import iter_record_batches, oracle_column_of, read_sample, read_schema
+from tfctr.data.parquet import READ_BATCH_ROWS, iter_record_batches, oracle_column_of, read_sample, read_schema
 from tfctr.features import (
     MISSING_STRING,
     CategoricalFeature,
@@ -43,7 +43,7 @@ def infer_spec(paths, label: str = "label", overrides: dict | None = None, exclu
     return FeatureSpec.infer(schema, label=label, overrides=overrides, exclude=exclude, sample=sample)
 
 
-def fit_spec(spec: FeatureSpec, paths, batch_size: int = 65536, sample_size: int = 100_000,
+def fit_spec(spec: FeatureSpec, paths, batch_size: int = READ_BATCH_ROWS, sample_size: int = 100_000,
              seed: int = 0) -> FeatureSpec:
     """Fits the vocabularies and bucket statistics of ``spec``'s unfitted features in one streaming pass over
     the Parquet file(s) ``paths`` (the training split only). Returns ``spec``, fitted in place.

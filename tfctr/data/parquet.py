@@ -28,6 +28,12 @@ from tfctr.features import FeatureSpec, SpecError
 class DataError(ValueError):
     """Input data that does not match what the FeatureSpec or the caller expects."""
 
+# rows per Arrow record batch read from Parquet: large enough that per-batch overhead is negligible, small
+# enough that a batch of Criteo-width rows stays in tens of MB; the training reader reads between the two
+# (at least the training batch) and re-slices into training batches
+READ_BATCH_ROWS = 65_536
+MAX_READ_BATCH_ROWS = 131_072
+
 
 def resolve_paths(paths) -> list[str]:
     """Expands a file, a directory (all ``*.parquet`` below it), a glob, or a list of those into sorted files."""
@@ -73,7 +79,7 @@ def read_sample(paths, columns: list[str], max_rows: int = 100_000) -> pa.Table:
     """The first ``max_rows`` rows of ``columns`` over the files of ``paths`` (for inference, not training)."""
     pieces, rows = [], 0
     for path in resolve_paths(paths):
-        for batch in read_batches(path, _open(path), batch_size=min(max_rows, 65536), columns=columns):
+        for batch in read_batches(path, _open(path), batch_size=min(max_rows, READ_BATCH_ROWS), columns=columns):
             pieces.append(batch.slice(0, max_rows - rows))
             rows += pieces[-1].num_rows
             if rows >= max_rows:
@@ -147,7 +153,7 @@ def check_labels(labels: pa.Array, column: str, source: str) -> np.ndarray:
 
 
 def iter_record_batches(
-    paths, spec: FeatureSpec, batch_size: int = 65536, check_label: bool = True, columns=None,
+    paths, spec: FeatureSpec, batch_size: int = READ_BATCH_ROWS, check_label: bool = True, columns=None,
     shard: tuple[int, int] | None = None, file_order=None,
 ) -> Iterator[tuple[pa.RecordBatch, np.ndarray | None]]:
     """Streams validated record batches (the spec's columns, plus ``columns``) and their labels.
@@ -227,7 +233,7 @@ def parquet_dataset(
         rng = np.random.default_rng(seed + epoch[0])
         epoch[0] += 1
         order = rng.permutation(len(files)) if shuffle else None
-        read_size = min(max(batch_size, 65536), 131072)
+        read_size = min(max(batch_size, READ_BATCH_ROWS), MAX_READ_BATCH_ROWS)
         pending: list[tuple[dict, np.ndarray]] = []
         pending_rows = 0
         for batch, labels in iter_record_batches(files, spec, read_size, check_label=with_label,

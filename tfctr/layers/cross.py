@@ -5,6 +5,9 @@ import tensorflow_recommenders as tfrs
 
 from tfctr.layers.validation import as_shape_list, choice, fresh, positive_int
 
+# rank r of DCN-Mix's low-rank experts when none is given (``CrossNetwork(kind="mix")``, ``MixtureCross``)
+MIXTURE_PROJECTION_DIM = 32
+
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")
 class VectorCross(tf.keras.layers.Layer):
@@ -71,8 +74,8 @@ class MixtureCross(tf.keras.layers.Layer):
         kernel_regularizer: optional regulariser of U, C, V.
     """
 
-    def __init__(self, num_experts=4, projection_dim=32, activation="tanh", kernel_initializer="glorot_uniform",
-                 kernel_regularizer=None, **kwargs):
+    def __init__(self, num_experts=4, projection_dim=MIXTURE_PROJECTION_DIM, activation="tanh",
+                 kernel_initializer="glorot_uniform", kernel_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         self.num_experts = positive_int("MixtureCross", "num_experts", num_experts)
         self.projection_dim = positive_int("MixtureCross", "projection_dim", projection_dim)
@@ -170,7 +173,8 @@ class CrossNetwork(tf.keras.layers.Layer):
             self.cross_layers = [VectorCross(initializer, self.kernel_regularizer, name=f"cross_{i}")
                                  for i in range(self.num_layers)]
         elif self.kind == "mix":
-            self.cross_layers = [MixtureCross(self.num_experts, projection_dim or 32, kernel_initializer=initializer,
+            rank = projection_dim or MIXTURE_PROJECTION_DIM
+            self.cross_layers = [MixtureCross(self.num_experts, rank, kernel_initializer=initializer,
                                               kernel_regularizer=self.kernel_regularizer, name=f"cross_{i}")
                                  for i in range(self.num_layers)]
         else:

@@ -12,6 +12,9 @@ from tfctr.layers.pin import PolynomialInteraction
 from tfctr.layers.slots import SlotDense, SubspaceSplit
 from tfctr.layers.validation import positive_int
 
+# the fewest slots ConvExpert's default Conv1D (kernel 4, valid padding) and max-pool (2) can run on
+CONV_MIN_SLOTS = 5
+
 
 def _pair_shapes(input_shape):
     if not (isinstance(input_shape, (list, tuple)) and len(input_shape) == 2):
@@ -130,7 +133,8 @@ class ConvExpert(_Expert):
     ``kernel_size``, valid) → MaxPool1D(``pool_size``) → flatten → Dense(N·c) → reshape ``[B, N, c]``.
 
     Args:
-        reduced_slots: R (default ⌊N/2⌋; AdaEnsemble's code uses ⌊F/2⌋, which the model passes).
+        reduced_slots: R (default ⌊N/2⌋; AdaEnsemble's code uses ⌊F/2⌋, which ``SparseMoE`` passes, raised to
+            ``CONV_MIN_SLOTS`` when F < 10 so that the convolution has room).
         filters: Conv1D filters (default 16).
         kernel_size: Conv1D width (default 4).
         pool_size: max-pool width (default 2).

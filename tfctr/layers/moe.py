@@ -5,7 +5,14 @@ import numpy as np
 import tensorflow as tf
 
 from tfctr.layers.attention import InstanceNormalization
-from tfctr.layers.experts import ConvExpert, CrossExpert, GatedDenseExpert, PINExpert, SelfAttentionExpert
+from tfctr.layers.experts import (
+    CONV_MIN_SLOTS,
+    ConvExpert,
+    CrossExpert,
+    GatedDenseExpert,
+    PINExpert,
+    SelfAttentionExpert,
+)
 from tfctr.layers.validation import build_sublayer, check_prior, choice, positive_int
 
 EXPERTS = {"dense": GatedDenseExpert, "cross": CrossExpert, "pin": PINExpert, "conv": ConvExpert,
@@ -20,6 +27,10 @@ def top_k_mask(logits, k):
 
 
 GATE_FLOOR = 1e-6
+# the logit of a choice outside the top k: its softmax weight is exactly 0 in float32 and bfloat16
+MASKED_LOGIT = -1e9
+# τ = softplus(ρ) + TEMPERATURE_FLOOR stays positive, so the cosine logits (at most 1/τ) stay finite
+TEMPERATURE_FLOOR = 1e-3
 
 
 def top_k_softmax(logits, mask, floor=GATE_FLOOR):
@@ -27,7 +38,7 @@ def top_k_softmax(logits, mask, floor=GATE_FLOOR):
     ``floor / (1 + k·floor)``: ``(softmax + floor) / (1 + k·floor)``. At a small temperature the logits of the
     selected choices differ by hundreds and a plain softmax underflows to exact zeros, so a row would reach
     fewer than its k choices; with the floor every row has exactly k non-zero gates summing to 1."""
-    masked = tf.where(mask > 0, logits, tf.cast(-1e9, logits.dtype))
+    masked = tf.where(mask > 0, logits, tf.cast(MASKED_LOGIT, logits.dtype))
     k = tf.reduce_sum(mask, axis=-1, keepdims=True)
     floor = tf.cast(floor, logits.dtype)
     return (tf.nn.softmax(masked, axis=-1) * mask + floor * mask) / (1.0 + k * floor)
@@ -96,8 +107,8 @@ class NoisyCosineGate(tf.keras.layers.Layer):
         if not 0.0 <= float(jitter) < 1.0:
             raise ValueError(f"NoisyCosineGate: jitter must be in [0, 1), got {jitter}")
         self.jitter = float(jitter)
-        if not float(temperature) > 1e-3:
-            raise ValueError(f"NoisyCosineGate: temperature must exceed 1e-3, got {temperature}")
+        if not float(temperature) > TEMPERATURE_FLOOR:
+            raise ValueError(f"NoisyCosineGate: temperature must exceed {TEMPERATURE_FLOOR}, got {temperature}")
         self.initial_temperature = float(temperature)
 
     def build(self, input_shape):
@@ -108,8 +119,8 @@ class NoisyCosineGate(tf.keras.layers.Layer):
                                       (None, max(1, width // self.reduction_ratio)))
         self.choice_embeddings = self.add_weight(name="choice_embeddings", shape=(self.num_choices, self.dim),
                                                  initializer="glorot_uniform")
-        # τ = softplus(ρ) + 1e-3 starts at the initial temperature
-        start = np.log(np.expm1(self.initial_temperature - 1e-3))
+        # τ = softplus(ρ) + TEMPERATURE_FLOOR starts at the initial temperature
+        start = np.log(np.expm1(self.initial_temperature - TEMPERATURE_FLOOR))
         self.temperature_raw = self.add_weight(name="temperature", shape=(),
                                                initializer=tf.keras.initializers.Constant(start))
         self.k = self.add_weight(name="k", shape=(), dtype=tf.int32, trainable=False,
@@ -117,8 +128,8 @@ class NoisyCosineGate(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def temperature(self):
-        """The cosine logits' positive temperature, softplus(raw) + 1e-3."""
-        return tf.nn.softplus(self.temperature_raw) + 1e-3
+        """The cosine logits' positive temperature, softplus(raw) + ``TEMPERATURE_FLOOR``."""
+        return tf.nn.softplus(self.temperature_raw) + TEMPERATURE_FLOOR
 
     def call(self, x0, training=False):
         x = tf.stop_gradient(tf.reshape(x0, [-1, x0.shape[1] * x0.shape[2]]))
@@ -199,7 +210,7 @@ class SparseMoE(tf.keras.layers.Layer):
         if kind == "attention":
             kwargs["num_subspaces"] = self.num_subspaces
         if kind == "conv" and self.num_fields:
-            kwargs["reduced_slots"] = max(self.num_fields // 2, 5)
+            kwargs["reduced_slots"] = max(self.num_fields // 2, CONV_MIN_SLOTS)
         return EXPERTS[kind](**kwargs)
 
     def build(self, input_shape):

@@ -25,6 +25,9 @@ from tfctr.training.distribute import ClusterRole
 
 SNAPSHOT_BATCH = 8192
 
+# evaluation runs no backward pass, so it reads at least this many rows per step (fewer, larger steps)
+EVALUATION_BATCH_ROWS = 4096
+
 
 @dataclasses.dataclass
 class Input:
@@ -50,7 +53,7 @@ def split_inputs(strategy_name: str, train, valid, spec: FeatureSpec, batch_size
                 snapshot_input(valid, spec, batch_size, work_dir / "valid", 0))
     return (Input(parquet_dataset(train, spec, batch_size, shuffle=True, shuffle_buffer=shuffle_buffer, seed=seed,
                                   first_epoch=first_epoch), None, shard_rows(train, 1, 0)),
-            Input(parquet_dataset(valid, spec, max(batch_size, 4096)), None, shard_rows(valid, 1, 0)))
+            Input(parquet_dataset(valid, spec, max(batch_size, EVALUATION_BATCH_ROWS)), None, shard_rows(valid, 1, 0)))
 
 
 def sharded_input(paths, spec: FeatureSpec, batch_size: int, role: ClusterRole, shuffle_buffer: int, seed: int,
