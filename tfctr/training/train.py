@@ -71,13 +71,12 @@ def resolve_oracle(train, oracle_column: str | None) -> str | None:
 def resolve_spec(train, spec=None, label="label", overrides=None, exclude=(), oracle_column=None,
                  seed=0) -> FeatureSpec:
     """The fitted spec of a run: ``spec`` itself or loaded from its JSON path, or inferred from the training
-    data (``overrides``, ``exclude`` and the oracle column left out); fitted on the training split unless it
-    already is."""
+    data (``overrides``, ``exclude`` and the oracle column left out: ``infer_spec`` leaves out the one the files'
+    metadata names, ``oracle_column`` names another); fitted on the training split unless it already is."""
     if spec is None:
-        oracle_column = resolve_oracle(train, oracle_column)
-        names = read_schema(train).names
-        exclude = list(exclude) + ([oracle_column] if oracle_column in names and oracle_column not in exclude else [])
-        spec = infer_spec(train, label=label, overrides=overrides, exclude=exclude)
+        named = oracle_column and oracle_column in read_schema(train).names and oracle_column not in exclude
+        spec = infer_spec(train, label=label, overrides=overrides,
+                          exclude=list(exclude) + ([oracle_column] if named else []))
     elif not isinstance(spec, FeatureSpec):
         spec = FeatureSpec.load(spec)
     if not spec.fitted:  # an inferred spec, or one written by ``tfctr spec`` and edited
