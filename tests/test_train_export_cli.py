@@ -118,8 +118,10 @@ class _Crash(tf.keras.callbacks.Callback):
 
 
 def test_killed_run_resumes_from_backup(small_data, tmp_path):
-    args = dict(train=small_data["train"], valid=small_data["valid"], out=str(tmp_path / "run"), model="lr",
-                epochs=3, batch_size=2048, patience=5, verbose=0)
+    # wdl with dropout: the masks of the resumed epochs come from the generator state in the backup
+    args = dict(train=small_data["train"], valid=small_data["valid"], out=str(tmp_path / "run"), model="wdl",
+                epochs=3, batch_size=2048, patience=5, verbose=0,
+                hyper_params={"hidden_units": [16], "dropout": 0.3, "embedding_dim": 4})
     with pytest.raises(KeyboardInterrupt):
         train(**args, callbacks=[_Crash()])
     assert (tmp_path / "run" / "backup").exists()
@@ -133,7 +135,7 @@ def test_killed_run_resumes_from_backup(small_data, tmp_path):
     whole = whole_run.metrics["training"]
     assert training["selection"]["selected_epoch"] == whole["selection"]["selected_epoch"]
     assert not (tmp_path / "run" / "backup").exists()
-    # the resumed epochs read the rows in the uninterrupted run's order: the same model (lr has no dropout)
+    # the resumed epochs read the rows in the uninterrupted run's order and draw its dropout masks: the same model
     assert resumed_epoch(tmp_path / "run" / "backup") == 0
     assert training["selection"]["scores"] == whole["selection"]["scores"]
     for resumed_weight, whole_weight in zip(result.model.get_weights(), whole_run.model.get_weights()):

@@ -14,13 +14,14 @@ from tfctr.layers.interaction import BilinearInteraction, FMInteraction, InnerPr
 from tfctr.layers.linear import LinearLogit
 from tfctr.layers.mlp import MLP
 from tfctr.layers.moe import NoisyCosineGate, SparseMoE
+from tfctr.layers.noise import Dropout
 from tfctr.layers.pin import PolynomialInteraction
 from tfctr.layers.slots import SlotDense, SubspaceSplit
 
 __all__ = [
     "APGDense", "AdaEnsembleNetwork", "BilinearInteraction", "CompressedInteraction", "ConvExpert", "CrossExpert",
-    "CrossNetwork", "DAGFM", "DenseBlock", "FMInteraction", "FieldEmbedding", "FieldSelfAttention", "FusionGraph",
-    "FusionOperation", "FusionSupernet", "GatedDenseExpert", "InnerProduct", "InstanceNormalization", "LinearLogit",
-    "MLP", "MixtureCross", "NoisyCosineGate", "PINExpert", "PolynomialInteraction", "SENet", "SelectField",
-    "SelfAttentionExpert", "SlotDense", "SparseMoE", "SubspaceSplit", "VectorCross",
+    "CrossNetwork", "DAGFM", "DenseBlock", "Dropout", "FMInteraction", "FieldEmbedding", "FieldSelfAttention",
+    "FusionGraph", "FusionOperation", "FusionSupernet", "GatedDenseExpert", "InnerProduct", "InstanceNormalization",
+    "LinearLogit", "MLP", "MixtureCross", "NoisyCosineGate", "PINExpert", "PolynomialInteraction", "SENet",
+    "SelectField", "SelfAttentionExpert", "SlotDense", "SparseMoE", "SubspaceSplit", "VectorCross",
 ]

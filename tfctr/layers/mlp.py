@@ -3,6 +3,7 @@
 import tensorflow as tf
 
 from tfctr.layers.apg import APGDense, zeros_of
+from tfctr.layers.noise import Dropout
 from tfctr.layers.validation import as_shape_list, positive_int_list, rate
 
 
@@ -65,7 +66,7 @@ class MLP(tf.keras.layers.Layer):
         self.norm_layers = [tf.keras.layers.BatchNormalization(momentum=self.batch_norm_momentum,
                                                                epsilon=self.batch_norm_epsilon, name=f"batch_norm_{i}")
                             for i in range(len(self.units))] if self.batch_norm else []
-        self.dropout_layer = tf.keras.layers.Dropout(self.dropout) if self.dropout else None
+        self.dropout_layer = Dropout(self.dropout, name="dropout") if self.dropout else None
 
     def call(self, inputs, training=None):
         x, conditions = inputs if isinstance(inputs, (list, tuple)) else (inputs, None)

@@ -13,6 +13,7 @@ from tfctr.layers.experts import (
     PINExpert,
     SelfAttentionExpert,
 )
+from tfctr.layers.noise import random_generator
 from tfctr.layers.validation import build_sublayer, check_prior, choice, positive_int
 
 EXPERTS = {"dense": GatedDenseExpert, "cross": CrossExpert, "pin": PINExpert, "conv": ConvExpert,
@@ -125,6 +126,7 @@ class NoisyCosineGate(tf.keras.layers.Layer):
                                                initializer=tf.keras.initializers.Constant(start))
         self.k = self.add_weight(name="k", shape=(), dtype=tf.int32, trainable=False,
                                  initializer=tf.keras.initializers.Constant(self.initial_k))
+        self.jitter_generator = random_generator()  # checkpointed (tfctr.layers.noise)
         super().build(input_shape)
 
     def temperature(self):
@@ -134,7 +136,7 @@ class NoisyCosineGate(tf.keras.layers.Layer):
     def call(self, x0, training=False):
         x = tf.stop_gradient(tf.reshape(x0, [-1, x0.shape[1] * x0.shape[2]]))
         if training and self.jitter > 0:
-            x = x * tf.random.uniform(tf.shape(x), 1.0 - self.jitter, 1.0 + self.jitter, dtype=x.dtype)
+            x = x * tf.cast(self.jitter_generator.uniform(tf.shape(x), 1.0 - self.jitter, 1.0 + self.jitter), x.dtype)
         h = tf.math.l2_normalize(self.project(self.hidden(x)), axis=-1)
         e = tf.math.l2_normalize(tf.cast(self.choice_embeddings, h.dtype), axis=-1)
         logits = tf.matmul(h, e, transpose_b=True) / tf.cast(self.temperature(), h.dtype)
