@@ -163,10 +163,12 @@ def serving_faults_table(result):
                      f"| {run['p99_ms']:.1f} | {run['max_ms']:.0f} | {run['failed']} |")
     memory = result["memory"]
     counts = ", ".join(f"{code} {n}" for code, n in memory["requests"].items())
-    lines += ["", f"Memory (server RSS): {memory['rss_before_mb']:,.0f} MB before a burst of requests declaring "
+    lines += ["", f"Memory (server RSS): {memory['rss_before_mb']:,.0f} MB once the last exported version is "
+              f"served alone, before a burst of requests declaring "
               f"500,000 or 200,000,000 rows while carrying one value, and of requests at the "
               f"{memory['rows_at_limit']:,}-row limit ({counts}); {memory['rss_after_burst_mb']:,.0f} MB right "
-              f"after, {memory['rss_after_5s_mb']:,.0f} MB 5 s later."]
+              f"after, {memory['rss_after_5s_mb']:,.0f} MB 5 s later. `tfctr serve` hands freed request memory "
+              f"back to the system (`tfctr.serving.memory`: fixed glibc thresholds, a trim after large requests)."]
     return "\n".join(lines)
 
 

@@ -36,6 +36,7 @@ from tfctr import models
 from tfctr.data.fitting import fit_spec, infer_spec
 from tfctr.export import export_saved_model
 from tfctr.serving import Client
+from tfctr.serving.repository import integer_versions
 from tfctr.utils import free_ports
 
 MAX_ROWS = 4096
@@ -65,10 +66,15 @@ def oversized_request(name, feature, declared_rows):
     return request
 
 
-def memory_burst(port, name, table, pid, spec, repeats):
+def memory_burst(port, name, table, pid, spec, repeats, base):
     """RSS before, right after and 5 s after a burst of oversized and row-limit requests."""
     channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", 1 << 30)])
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    with Client("127.0.0.1", port, name) as client:  # the last export served and the old versions gone
+        newest = max(integer_versions(Path(base) / name))
+        while [v for v, state in client.status() if state == "AVAILABLE"] != [newest]:
+            time.sleep(0.2)
+    time.sleep(2)
     before = rss_mb(pid)
     codes = {}
     big = pa.concat_tables([table] * (MAX_ROWS // table.num_rows + 1)).slice(0, MAX_ROWS)
@@ -127,7 +133,7 @@ def main():
                     print(f"clients={clients:2} exports={len(exported):2}: {measured['qps']:7.0f} QPS  p50 "
                           f"{measured['p50_ms']:6.2f} ms  p99 {measured['p99_ms']:7.2f} ms  max "
                           f"{measured['max_ms']:7.1f} ms  failed {measured['failed']}", flush=True)
-            results["memory"] = memory_burst(port, name, table, server.pid, spec, args.burst)
+            results["memory"] = memory_burst(port, name, table, server.pid, spec, args.burst, base)
             print(f"RSS {results['memory']}", flush=True)
         finally:
             server.send_signal(signal.SIGTERM)

@@ -6,6 +6,7 @@ import grpc
 import numpy as np
 import tensorflow as tf
 
+from tfctr.serving.memory import note_rows
 from tfctr.serving.repository import LoadedVersion, ModelRepository
 
 # echoed request strings (model, signature, input names) are cut to this many characters: a client's metadata
@@ -116,6 +117,7 @@ def call_signature(loaded: LoadedVersion, signature: str, arrays: dict) -> dict[
     """Runs a signature on checked inputs (already in the signature's dtypes); every output as NumPy."""
     dtypes = input_dtypes(loaded, signature)
     outputs = loaded.signatures[signature](**{k: tf.constant(v, dtype=dtypes[k]) for k, v in arrays.items()})
+    note_rows(len(next(iter(arrays.values()))))
     return {key: value.numpy() for key, value in outputs.items()}
 
 
@@ -152,12 +154,14 @@ def run_classify(loaded: LoadedVersion, signature: str, examples: list[bytes]) -
     """Scores ``[B, C]`` and class labels ``[B, C]`` (bytes) of serialized tf.Examples, on a classify signature
     (``check_method`` first)."""
     outputs = loaded.signatures[signature](inputs=tf.constant(examples, dtype=tf.string))
+    note_rows(len(examples))
     return outputs["scores"].numpy(), outputs["classes"].numpy()
 
 
 def run_regress(loaded: LoadedVersion, signature: str, examples: list[bytes]) -> np.ndarray:
     """One value per serialized tf.Example ``[B]``, on a regress signature (``check_method`` first)."""
     outputs = loaded.signatures[signature](inputs=tf.constant(examples, dtype=tf.string))
+    note_rows(len(examples))
     return np.asarray(outputs["outputs"].numpy()).reshape(-1)
 
 

@@ -204,14 +204,14 @@ def serve(model_base_path=None, model_names=(), port: int = 8500, host: str = "1
     (``tfctr.serving.batching``). A request of more than ``max_rows`` rows is refused (INVALID_ARGUMENT) before
     its values are decoded."""
     from tfctr.serving.batching import Batcher
-    from tfctr.serving.memory import release_freed_memory
+    from tfctr.serving.memory import release_freed_memory, start_trimming
     from tfctr.serving.model_config import read_model_config_file
     from tfctr.serving.rest import make_rest_server
 
     if (model_config_file is None) == (model_base_path is None or not model_names):
         raise ValueError("serve: give --model-config-file, or --model-base-path with --model-name (not both)")
     configs = read_model_config_file(model_config_file) if model_config_file else None
-    if not release_freed_memory():
+    if not release_freed_memory() or start_trimming() is None:
         print("tfctr serve: not glibc; freed request memory stays with the C library's allocator", flush=True)
     repository = ModelRepository(model_base_path, model_names, poll_seconds, configs=configs)
     model_names = repository.names
