@@ -172,6 +172,26 @@ def serving_faults_table(result):
     return "\n".join(lines)
 
 
+def batch1_latency_table(result):
+    before = result.get("before")
+    names = {"floor": "floor: logistic regression (the encoding)", "teacher": "teacher: CIN 128-128",
+             "student": "student: DAGFM-inner, 3 layers", "dcnv2": "dcnv2 (defaults)"}
+    lines = [f"{result['fields']} raw fields, untrained models exported by `tfctr export`. {_machine(result)}", "",
+             "| model | in-process, batch 1 (ms) | in-process, batch 1024 (ms) | `tfctr serve` gRPC p50 / p99, "
+             "batch 1 (ms) |" + (" before: in-process / gRPC p50, batch 1 (ms) |" if before else ""),
+             "|---|---|---|---|" + ("---|" if before else "")]
+    for name, label in names.items():
+        now, grpc = result["in_process_ms"][name], result["grpc_ms"][name]
+        row = f"| {label} | {now['1']:.3f} | {now['1024']:.2f} | {grpc['p50_ms']:.2f} / {grpc['p99_ms']:.2f} |"
+        if before:
+            row += f" {before['in_process_ms'][name]['1']:.3f} / {before['grpc_ms'][name]['p50_ms']:.2f} |"
+        lines.append(row)
+    lines += ["", f"Student against teacher: {result['student_speedup_batch_1']:.2f}× faster at batch 1, "
+              f"{result['student_speedup_batch_1024']:.1f}× at batch 1024."
+              + (f" Before: {before['source']}, {before['date']}." if before else "")]
+    return "\n".join(lines)
+
+
 def adaensemble_defaults_table(result):
     names = {"paper": "paper form (controller, λ = 1)", "nc": "controller off, λ = 1",
              "default": "**defaults** (controller off, λ = 0)", "densemoe": "DenseMoE"}
@@ -361,6 +381,11 @@ SECTIONS = (
      "`parquet_dataset` alone (no model); the ratios say how much headroom the pipeline leaves the fastest models."),
     ("Serving (`tfctr serve`, gRPC)", "serving", serving_table, "serving.png",
      "The single-client latency is mostly the Python client (39 TensorProtos per request), not the server."),
+    ("Batch-1 latency: the encoding floor, a CIN teacher and its DAGFM student", "batch1_latency",
+     batch1_latency_table, None,
+     "In-process is the exported `serving_default` called the way `tfctr serve` calls it; the gRPC p50 adds the "
+     "server's request decoding and checks, gRPC and the Python client. At batch 1 the floor (encoding plus the "
+     "call itself) is most of every model's time, which bounds the student's speed-up by teacher / floor."),
     ("Serving AdaEnsemble (per-example early exit in the SavedModel)", "serving_adaensemble", serving_table, None,
      ""),
     ("Serving while versions are swapped in, and memory after oversized requests", "serving_faults",

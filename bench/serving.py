@@ -3,7 +3,8 @@
 For 1, 8 and 32 concurrent gRPC clients (threads, one channel each) at request batch 1 and 64, with and without
 server-side batching, on an exported DCNv2 (``--model`` serves another registered model, e.g. adaensemble with
 its sparse dispatch and early exit): queries/second and p50/p99 latency. The limit is the same
-SavedModel signature called in-process on the same batch shape. Target (issue 4): at 32 clients, batch 1,
+SavedModel signature called in-process on the same batch shape, as the server calls it
+(``tfctr.serving.flat_call``). Target (issue 4): at 32 clients, batch 1,
 batching on, at least 50% of the in-process rows/second at that shape.
 
     python bench/serving.py [--seconds 3] [--model dcnv2]
@@ -27,16 +28,17 @@ from tfctr.data.encoding import arrow_to_serving
 from tfctr.data.fitting import fit_spec, infer_spec
 from tfctr.export import export_saved_model
 from tfctr.serving import Client
+from tfctr.serving.flat_call import call_signature_flat
 from tfctr.utils import free_ports
 
 
 def in_process_rows_per_second(version_dir, raw, batch, seconds):
     serving = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
     feed = {k: tf.constant(v[:batch]) for k, v in raw.items()}
-    serving(**feed)
+    call_signature_flat(serving, feed)
     calls, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        serving(**feed)["probability"].numpy()
+        call_signature_flat(serving, feed)["probability"].numpy()
         calls += 1
     return calls * batch / (time.perf_counter() - start)
 

@@ -24,6 +24,7 @@ from tensorflow_serving.apis import (
 )
 
 from tfctr.serving.options import GRPC_OPTIONS
+from tfctr.serving.tensors import vector_proto
 
 
 def _columns(rows) -> dict:
@@ -149,7 +150,7 @@ class Client:
             if name not in columns:
                 raise KeyError(f"rows lack the served input '{name}'")
             values = _as_dtype(columns[name], dtype, name, self.list_separator)
-            request.inputs[name].CopyFrom(tf.make_tensor_proto(values, dtype=dtype))
+            request.inputs[name].CopyFrom(vector_proto(values, dtype))
         response = self._call(self._predictions.Predict, request)
         return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
 

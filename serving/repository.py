@@ -36,6 +36,7 @@ class LoadedVersion:
     signatures: dict
     signature_defs: dict = field(default_factory=dict)
     warmup_requests: int = 0  # warm-up records replayed before it was served
+    input_dtypes: dict = field(default_factory=dict)  # per signature, filled by requests.input_dtypes
 
 
 INT64_MAX = 2 ** 63 - 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import types_pb2
+from tensorflow.core.framework import tensor_pb2, types_pb2
 
 from tfctr.serving.requests import RequestError, shown
 
@@ -84,7 +84,40 @@ def decode_input(key: str, proto, expected: tf.DType | None, max_rows: int) -> n
     rows = declared_rows(key, proto, max_rows)
     check_content(key, proto, dtype, rows)
     try:
-        return tf.make_ndarray(proto)
+        return vector_values(proto, dtype, rows)
     except Exception as err:  # anything the checks above did not foresee is still the request's fault
         raise _invalid(f"input {shown(key)} could not be read as a {dtype.name} tensor of {rows} rows: "
                        f"{type(err).__name__}") from None
+
+
+# dtypes whose 1-D tensors are read and written here directly (make_tensor_proto and make_ndarray take ≈ 50 and
+# ≈ 15 µs a tensor, ×39 inputs a request); any other dtype goes through TensorFlow's own conversion
+_DIRECT = frozenset({tf.string, tf.int64, tf.int32, tf.float32, tf.float64})
+
+
+def vector_values(proto, dtype: tf.DType, rows: int) -> np.ndarray:
+    """The ``[rows]`` values of a checked 1-D TensorProto (``check_content`` first), as ``tf.make_ndarray`` gives
+    them: ``tensor_content`` read as the dtype, or the repeated field (one value repeated over the rows)."""
+    if dtype not in _DIRECT:
+        return tf.make_ndarray(proto)
+    if proto.tensor_content:
+        return np.frombuffer(proto.tensor_content, dtype=dtype.as_numpy_dtype)
+    values = np.array(getattr(proto, _VALUE_FIELDS[dtype]), dtype=object if dtype == tf.string else
+                      dtype.as_numpy_dtype)
+    return np.repeat(values, rows) if len(values) == 1 and rows > 1 else values
+
+
+def vector_proto(values: np.ndarray, dtype: tf.DType):
+    """A TensorProto of the 1-D ``values`` in ``dtype``: strings in ``string_val``, numbers as
+    ``tensor_content``, as ``tf.make_tensor_proto`` writes them (other dtypes and shapes: through it)."""
+    values = np.asarray(values)
+    if dtype not in _DIRECT or values.ndim != 1:
+        return tf.make_tensor_proto(values, dtype=dtype)
+    proto = tensor_pb2.TensorProto(dtype=dtype.as_datatype_enum)
+    proto.tensor_shape.dim.add(size=len(values))
+    if dtype == tf.string:
+        proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode() for v in values)
+    else:
+        proto.tensor_content = np.ascontiguousarray(values, dtype=dtype.as_numpy_dtype).tobytes()
+    return proto
+

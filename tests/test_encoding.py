@@ -78,3 +78,42 @@ def test_raw_feature_encoder_through_the_layer_harness(small_data, small_spec):
     check_layer(RawFeatureEncoder, {"spec": small_spec}, raw,
                 numpy_reference=lambda layer, _: ArrowEncoder(small_spec).encode(batch), atol=0, rtol=0,
                 weight_shapes={})
+
+
+def test_fields_encoded_together_keep_their_own_ids(tmp_path):
+    # several fields of each kind, sharing raw values, so the fused lookup and the batched bucket search must
+    # keep fields apart; quantile boundaries at values float32 cannot hold (0.1, 0.3), infinities, NaN
+    train = pa.table({
+        "label": [0, 1, 0, 1, 0, 1, 0, 1],
+        "s1": ["a", "b", "a", "c", None, "a", "b", "a"],
+        "s2": ["c", "a", "c", "c", "b", None, "d", "c"],
+        "i1": [1, 2, 1, 3, 1, 2, None, 1],
+        "i2": [3, 1, 3, 3, 2, 1, 1, None],
+        "t": [["a", "c"], ["b"], None, ["c", "a"], [], ["a"], ["d"], ["b", "b"]],
+        "q1": [0.1, 0.3, 0.1, 0.7, 0.3, None, 0.1, 0.9],
+        "q2": [5.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+        "c": [0, 3, 10, 100, 7, None, 2, 1000],
+        "z1": [0.1, 0.2, 0.3, None, 0.5, 0.6, 0.7, 0.8],
+        "z2": [10.0, 20.0, None, 40.0, 50.0, 60.0, 70.0, 80.0],
+    })
+    path = tmp_path / "train.parquet"
+    pq.write_table(train, path)
+    spec = fit_spec(FeatureSpec([
+        CategoricalFeature("s1"), CategoricalFeature("s2"), CategoricalFeature("i1", dtype="int64"),
+        CategoricalFeature("i2", dtype="int64"), ListFeature("t", max_length=2),
+        NumericFeature("q1", "quantile", num_buckets=4), NumericFeature("q2", "quantile", num_buckets=2),
+        NumericFeature("c", "log_square"), NumericFeature("z1", "standardize"), NumericFeature("z2", "standardize"),
+    ]), str(path))
+    assert 0.1 in spec["q1"].boundaries or 0.3 in spec["q1"].boundaries
+    unseen = pa.table({
+        "label": [0, 0, 0, 0],
+        "s1": ["c", "d", None, "zz"], "s2": ["a", "zz", "b", None], "i1": [3, 4, None, -1], "i2": [1, 2, 99, None],
+        "t": [["d", "a"], ["zz"], None, ["c"]],
+        "q1": [float("inf"), float("-inf"), 0.3, float("nan")], "q2": [float("inf"), 3.0, None, -1.0],
+        "c": [10**12, -3, None, 0], "z1": [0.1, None, 1e9, -0.3], "z2": [None, 10.0, 0.0, 1e-9],
+    })
+    for table in (train, unseen):
+        arrow_ids, tf_ids = _both_paths(spec, table)
+        for name in arrow_ids:
+            assert arrow_ids[name].dtype == tf_ids[name].dtype, name
+            np.testing.assert_array_equal(arrow_ids[name], tf_ids[name], err_msg=name)

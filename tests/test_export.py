@@ -117,6 +117,19 @@ def test_exported_model_is_folded_and_predicts_like_the_model(exported, foldable
     np.testing.assert_allclose(served["probability"].numpy(), expected, atol=1e-5)
 
 
+def test_the_flat_call_the_server_makes_equals_the_keyword_call(exported, small_data, small_spec):
+    from tfctr.serving.flat_call import call_signature_flat
+
+    signature = tf.saved_model.load(str(exported)).signatures["serving_default"]
+    tensors = {k: tf.constant(v) for k, v in _raw(small_data, small_spec, rows=50).items()}
+    flat, keyword = call_signature_flat(signature, tensors), signature(**tensors)
+    assert flat.keys() == keyword.keys()
+    for key in flat:
+        np.testing.assert_array_equal(flat[key].numpy(), keyword[key].numpy())
+    # a callable without the flat form (another TensorFlow, a plain function) is called with keywords
+    assert call_signature_flat(lambda **kw: sorted(kw), tensors) == sorted(tensors)
+
+
 def test_classify_and_regress_over_tf_examples(exported, small_data, small_spec):
     loaded = tf.saved_model.load(str(exported))
     raw = _raw(small_data, small_spec, 200)

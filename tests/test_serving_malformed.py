@@ -391,3 +391,28 @@ def test_freed_request_memory_goes_back_to_the_system():
     assert out.returncode == 0, out.stderr[-2000:]
     above_threshold, inside_heap = map(float, out.stdout.strip().splitlines()[-2:])
     assert above_threshold < 20 and inside_heap < 20, f"{above_threshold:.1f} / {inside_heap:.1f} MB still resident"
+
+
+@pytest.mark.parametrize("dtype, values", [
+    (tf.string, np.array([b"a", b"", "é".encode(), b"\xff"], dtype=object)),
+    (tf.int64, np.array([-(2**63), 0, 7, 2**63 - 1])), (tf.int32, np.array([-3, 0, 5], dtype=np.int32)),
+    (tf.float32, np.array([np.nan, -0.0, 1e-38, 3.5], dtype=np.float32)),
+    (tf.float64, np.array([np.nan, np.inf, 0.1, -1e300])), (tf.bool, np.array([True, False])),
+])
+def test_direct_tensor_conversion_equals_tensorflows(dtype, values):
+    from tfctr.serving.requests import as_tensors
+    from tfctr.serving.tensors import _VALUE_FIELDS, vector_proto, vector_values
+
+    proto = vector_proto(values, dtype)
+    assert proto.SerializeToString() == tf.make_tensor_proto(values, dtype=dtype).SerializeToString()
+    np.testing.assert_array_equal(vector_values(proto, dtype, len(values)), tf.make_ndarray(proto))
+    one = tensor_pb2.TensorProto(dtype=dtype.as_datatype_enum, tensor_shape=tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=3)]))  # one value, repeated over the shape
+    getattr(one, _VALUE_FIELDS[dtype]).extend(values[:1].tolist())
+    np.testing.assert_array_equal(vector_values(one, dtype, 3), tf.make_ndarray(one))
+    # inputs of one dtype are converted together: the same tensors as one conversion each
+    arrays = {"a": values, "b": values[::-1].copy(), "c": values}
+    together = as_tensors(arrays, {k: dtype for k in arrays})
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(together[key].numpy(), tf.constant(value, dtype=dtype).numpy())
+

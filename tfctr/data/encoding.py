@@ -121,65 +121,132 @@ def model_input_shape_and_dtype(feature) -> tuple[tuple, tf.DType]:
     return (), tf.int32
 
 
+def _vocabulary_key(field: int, value) -> str:
+    """The fused table's key of a vocabulary value of field number ``field``: the field number, a colon, the
+    value as text (an int64 in decimal, as ``tf.strings.as_string`` writes it). The colon ends the number, so no
+    two (field, value) pairs share a key."""
+    return f"{field}:{value}"
+
+
 @tf.keras.utils.register_keras_serializable(package="tfctr")
 class RawFeatureEncoder(tf.keras.layers.Layer):
     """Keras layer mapping raw serving tensors (dict by feature name) to model inputs, as TF ops.
 
-    It is the serving twin of ``ArrowEncoder``: vocabularies become ``StaticHashTable`` lookups inside the
-    graph, buckets ``tf.searchsorted`` over the fitted boundaries, hashing ``tf.strings.to_hash_bucket_fast``.
+    It is the serving twin of ``ArrowEncoder``: the same raw values give the same ids. Its graph is built for
+    batch-1 latency, where the cost is the number of ops rather than their size, so fields of one kind are
+    encoded together:
+
+    * every vocabulary (categorical strings, int64 ids, list tokens) lives in ONE ``StaticHashTable`` keyed by
+      ``"<field number>:<value>"`` (``_vocabulary_key``); the ``K`` single-valued categorical fields are stacked
+      ``[B, K]``, prefixed, looked up once and split again (unseen values miss the table: OOV id 0);
+    * the ``Kb`` bucketised numerics are one batched ``tf.searchsorted`` of ``[Kb, B]`` values over the
+      ``[Kb, M]`` boundaries padded with +inf, each field's count clipped at its own number of boundaries
+      (``M`` the longest list);
+    * the standardised numerics are one ``(x − mean) / std`` on ``[B, Ks]``;
+    * hashed fields and token lists keep their own ops.
 
     Args:
         spec: a fitted FeatureSpec, or its ``to_dict()`` form.
     """
 
     def __init__(self, spec, **kwargs):
-        super().__init__(trainable=False, **kwargs)
+        # no autocast: raw numerics stay float64, as the Arrow side compares them with the boundaries (a float32
+        # copy of 0.1 lands above a boundary of 0.1)
+        super().__init__(trainable=False, autocast=False, **kwargs)
         self.spec = spec if isinstance(spec, FeatureSpec) else FeatureSpec.from_dict(spec)
         self.spec.require_fitted()
-        self._tables = {}
-        for f in self.spec.features:
-            if isinstance(f, CategoricalFeature) and f.hash_bins is None:
-                key_dtype = tf.int64 if f.dtype == "int64" else tf.string
-                keys = tf.constant(f.vocabulary, dtype=key_dtype, shape=[len(f.vocabulary)])
-                values = tf.range(1, len(f.vocabulary) + 1, dtype=tf.int64)
-                self._tables[f.name] = tf.lookup.StaticHashTable(
-                    tf.lookup.KeyValueTensorInitializer(keys, values, key_dtype=key_dtype, value_dtype=tf.int64),
-                    default_value=0,
-                )
+        features = self.spec.features
+        self._field_number = {f.name: i for i, f in enumerate(features)}
+        self._looked_up = [f for f in features if isinstance(f, CategoricalFeature) and f.hash_bins is None]
+        self._single = [f for f in self._looked_up if not isinstance(f, ListFeature)]
+        self._bucketised = [f for f in features if isinstance(f, NumericFeature) and f.is_embedded]
+        self._standardised = [f for f in features if isinstance(f, NumericFeature) and not f.is_embedded]
+        self._table = None
+        if self._looked_up:
+            keys = [_vocabulary_key(self._field_number[f.name], int(v) if f.dtype == "int64" else v)
+                    for f in self._looked_up for v in f.vocabulary]
+            ids = [i for f in self._looked_up for i in range(1, len(f.vocabulary) + 1)]
+            self._table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(tf.constant(keys, tf.string, shape=[len(keys)]),
+                                                    tf.constant(ids, tf.int64, shape=[len(ids)])),
+                default_value=0)
+        if self._bucketised:
+            longest = max(len(f.boundaries) for f in self._bucketised)
+            self._boundaries = np.full((len(self._bucketised), longest), np.inf)
+            for row, f in enumerate(self._bucketised):
+                self._boundaries[row, :len(f.boundaries)] = f.boundaries
+            self._boundary_counts = np.array([len(f.boundaries) for f in self._bucketised], dtype=np.int32)
+        self._means = np.array([f.mean for f in self._standardised], dtype=np.float64)
+        self._stds = np.array([f.std for f in self._standardised], dtype=np.float64)
 
     def call(self, raw: dict) -> dict:
         missing = [n for n in self.spec.names if n not in raw]
         if missing:
             raise ValueError(f"raw serving input lacks features {missing}; expected {self.spec.names}")
-        return {f.name: self.encode_tensor(f, raw[f.name]) for f in self.spec.features}
+        out = {}
+        out.update(self._lookup_fields(self._single, [raw[f.name] for f in self._single]))
+        out.update(self._bucketise(self._bucketised, [raw[f.name] for f in self._bucketised]))
+        out.update(self._standardise(self._standardised, [raw[f.name] for f in self._standardised]))
+        for f in self.spec.features:
+            if f.name not in out:
+                out[f.name] = self.encode_tensor(f, raw[f.name])
+        return {f.name: out[f.name] for f in self.spec.features}
 
     def encode_tensor(self, feature, values: tf.Tensor) -> tf.Tensor:
-        """One feature's model input from its raw serving tensor, with TF ops (the graph twin of
+        """One feature's model input from its raw serving tensor ``[B]``, with TF ops (the graph twin of
         ``ArrowEncoder.encode_column``: the same ids for the same raw values)."""
         if isinstance(feature, ListFeature):
             tokens = tf.strings.split(values, sep=feature.separator)
             tokens = tf.ragged.boolean_mask(tokens, tf.not_equal(tokens, MISSING_STRING))
-            ids = tf.ragged.map_flat_values(lambda t: self._lookup(feature, t), tokens)
+            ids = tf.ragged.map_flat_values(lambda t: self._lookup_tokens(feature, t), tokens)
             return ids.to_tensor(default_value=PADDING_ID, shape=[None, feature.max_length])
         if isinstance(feature, CategoricalFeature):
-            return self._lookup(feature, values)
-        values = tf.cast(values, tf.float64)
-        missing = tf.math.is_nan(values)
-        if feature.transform == "standardize":
-            out = (values - feature.mean) / feature.std
-            return tf.cast(tf.where(missing, tf.zeros_like(out), out), tf.float32)
-        boundaries = tf.constant(feature.boundaries, dtype=tf.float64)
-        flat = tf.reshape(values, [1, -1])
-        ids = 1 + tf.searchsorted(boundaries[None, :], flat, side="right", out_type=tf.int32)
-        ids = tf.reshape(ids, tf.shape(values))
-        return tf.where(missing, tf.zeros_like(ids), ids)
+            return self._lookup_tokens(feature, values)
+        if feature.is_embedded:
+            return self._bucketise([feature], [values])[feature.name]
+        return self._standardise([feature], [values])[feature.name]
 
-    def _lookup(self, feature: CategoricalFeature, values: tf.Tensor) -> tf.Tensor:
+    def _keys(self, feature, values: tf.Tensor) -> tf.Tensor:
+        text = values if values.dtype == tf.string else tf.strings.as_string(values)
+        return tf.strings.join([f"{self._field_number[feature.name]}:", text])
+
+    def _lookup_tokens(self, feature: CategoricalFeature, values: tf.Tensor) -> tf.Tensor:
         if feature.hash_bins is not None:
             if values.dtype != tf.string:
                 values = tf.strings.as_string(values)
             return tf.cast(tf.strings.to_hash_bucket_fast(values, feature.hash_bins), tf.int32)
-        return tf.cast(self._tables[feature.name].lookup(values), tf.int32)
+        return tf.cast(self._table.lookup(self._keys(feature, values)), tf.int32)
+
+    def _lookup_fields(self, features, columns) -> dict:
+        """Single-valued categorical fields ``[B]`` each -> their ids, through one lookup of ``[B, K]`` keys."""
+        if not features:
+            return {}
+        texts = [c if c.dtype == tf.string else tf.strings.as_string(c) for c in columns]
+        prefixes = tf.constant([f"{self._field_number[f.name]}:" for f in features])
+        ids = tf.cast(self._table.lookup(prefixes + tf.stack(texts, axis=1)), tf.int32)
+        return dict(zip((f.name for f in features), tf.unstack(ids, len(features), axis=1)))
+
+    def _bucketise(self, features, columns) -> dict:
+        """Bucketised numerics ``[B]`` each -> bucket ids (0 = missing), one batched search for all of them."""
+        if not features:
+            return {}
+        rows = [self._bucketised.index(f) for f in features]
+        values = tf.stack([tf.cast(c, tf.float64) for c in columns], axis=0)  # [K, B]
+        boundaries = tf.constant(self._boundaries[rows])
+        counts = tf.constant(self._boundary_counts[rows])[:, None]
+        ids = 1 + tf.minimum(tf.searchsorted(boundaries, values, side="right", out_type=tf.int32), counts)
+        ids = tf.where(tf.math.is_nan(values), tf.zeros_like(ids), ids)
+        return dict(zip((f.name for f in features), tf.unstack(ids, len(features), axis=0)))
+
+    def _standardise(self, features, columns) -> dict:
+        """Standardised numerics ``[B]`` each -> (x − mean) / std as float32 (0 = missing), all in one op."""
+        if not features:
+            return {}
+        rows = [self._standardised.index(f) for f in features]
+        values = tf.stack([tf.cast(c, tf.float64) for c in columns], axis=1)  # [B, K]
+        out = (values - tf.constant(self._means[rows])) / tf.constant(self._stds[rows])
+        out = tf.cast(tf.where(tf.math.is_nan(values), tf.zeros_like(out), out), tf.float32)
+        return dict(zip((f.name for f in features), tf.unstack(out, len(features), axis=1)))
 
     def get_config(self):
         config = super().get_config()

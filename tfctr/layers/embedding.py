@@ -36,6 +36,12 @@ def gather_with_dense_gradient(table, ids):
     return rows, grad
 
 
+def _as_batch_vector(ids):
+    """Ids of one single-valued field as ``[B]`` (``[B]`` or ``[B, 1]`` in; no op when already ``[B]``: at batch
+    1 each op of the served graph counts)."""
+    return ids if ids.shape.rank == 1 else tf.reshape(ids, [-1])
+
+
 @tf.keras.utils.register_keras_serializable(package="tfctr")
 class FieldEmbedding(tf.keras.layers.Layer):
     """Embeds F categorical fields into ``E ∈ R^{B×F×D}``.
@@ -117,7 +123,7 @@ class FieldEmbedding(tf.keras.layers.Layer):
             raise ValueError(f"FieldEmbedding expects {len(self.vocabulary_sizes)} id tensors, got {len(inputs)}")
         parts, used_rows = [], []
         if self._single:
-            ids = tf.stack([tf.reshape(tf.cast(inputs[i], tf.int32), [-1]) for i in self._single], axis=1)
+            ids = tf.stack([_as_batch_vector(tf.cast(inputs[i], tf.int32)) for i in self._single], axis=1)
             ids = ids + tf.constant([self._offsets[i] for i in self._single], dtype=tf.int32)
             parts.append(self._lookup(ids))
             used_rows.append(tf.reshape(ids, [-1]))
