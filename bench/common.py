@@ -82,16 +82,12 @@ def serving_latency_ms(model, spec, test_path, batch: int, repeats: int) -> floa
 def machine() -> dict:
     import tensorflow as tf
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "tensorflow": tf.__version__, "gpus": len(tf.config.list_physical_devices("GPU"))}
+    from tfctr.hardware import cpu_features
+
+    cpu = cpu_features()
+    return {"cpu": cpu.model, "cores": os.cpu_count(), "python": platform.python_version(),
+            "tensorflow": tf.__version__, "gpus": len(tf.config.list_physical_devices("GPU")),
+            "bfloat16_hardware": cpu.bfloat16, "cpu_flags": " ".join(cpu.flags)}
 
 
 def write_result(name: str, payload: dict) -> Path:

@@ -11,7 +11,7 @@ PACKAGE_DIRS = {"tfctr": ROOT / "tfctr", "tfctr.export": ROOT / "export", "tfctr
 # the stage of a module is that of its longest matching prefix
 STAGES = {
     "tfctr._quiet": 0, "tfctr._hints": 0, "tfctr._version": 0, "tfctr.defaults": 0, "tfctr.utils": 0,
-    "tfctr.metrics": 0,
+    "tfctr.metrics": 0, "tfctr.hardware": 0,
     "tfctr.features": 1, "tfctr.data": 2, "tfctr.layers": 3, "tfctr.models": 4, "tfctr.runs": 5,
     "tfctr.training": 6, "tfctr.export": 7, "tfctr.serving": 8,
     # the front doors, which may use everything: the package itself, plots, the demo and the command line

@@ -9,9 +9,11 @@ how a run is trained, so that export depends on it and not on training.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import tensorflow as tf
@@ -66,7 +68,41 @@ def load_run(run_dir) -> TrainResult:
     for name in ("spec.json", "model.keras"):
         if not (run_dir / name).exists():
             raise FileNotFoundError(f"'{run_dir}' is not a tfctr run directory: {name} is missing")
-    model = tf.keras.models.load_model(run_dir / "model.keras")
+    with _policy_of(run_dir / "model.keras"):
+        model = tf.keras.models.load_model(run_dir / "model.keras")
     metrics_path = run_dir / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     return TrainResult(run_dir, model, FeatureSpec.load(run_dir / "spec.json"), metrics)
+
+
+def saved_precision_policy(path) -> str | None:
+    """The mixed-precision policy (``mixed_float16`` / ``mixed_bfloat16``) a ``.keras`` model was built under, or
+    None for float32: the first layer policy of that kind in the file's config."""
+    with zipfile.ZipFile(path) as archive:
+        pending = [json.loads(archive.read("config.json"))]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            if node.get("class_name") in ("Policy", "DTypePolicy"):
+                name = node.get("config", {}).get("name", "")
+                if name.startswith("mixed_"):
+                    return name
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return None
+
+
+@contextlib.contextmanager
+def _policy_of(path):
+    """Loads under the global policy the model was trained under: layers that build sublayers of their own give
+    them the global policy, so a mixed-precision model loaded under float32 would mix float32 sublayers into
+    layers computing in float16 / bfloat16."""
+    policy, previous = saved_precision_policy(path), tf.keras.mixed_precision.global_policy()
+    if policy:
+        tf.keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+

@@ -104,7 +104,10 @@ class CompressedInteraction(tf.keras.layers.Layer):
         pooled = []
         for k, kernel in enumerate(self.kernels):
             # outer products of the maps and the fields per row (b, d), through the 1x1 convolution
-            maps = self.activation(tf.reshape(outer_product_matmul(x, x0, kernel), [-1, dim, kernel.shape[1]]))
+            # the kernel's value, not the variable: a distributed or autocast variable passed into the custom
+            # gradient is not recognised as its input and makes eager calls fail
+            product = outer_product_matmul(x, x0, tf.convert_to_tensor(kernel))
+            maps = self.activation(tf.reshape(product, [-1, dim, kernel.shape[1]]))
             forward, _ = self._next_and_output(k, self.layer_sizes[k])
             if self.split_half and k < len(self.kernels) - 1:
                 x, out = maps[:, :, :forward], maps[:, :, forward:]

@@ -27,6 +27,7 @@ from tfctr.data.fitting import fit_spec, infer_spec
 from tfctr.data.parquet import oracle_column_of, parquet_dataset, read_columns, read_schema, shard_rows
 from tfctr.defaults import DEFAULT_CLIPNORM, DEFAULT_EPOCHS, DEFAULT_PATIENCE
 from tfctr.features import FeatureSpec
+from tfctr.hardware import precision_note
 from tfctr.metrics import evaluate
 from tfctr.models import build, hyper_parameters, training_defaults
 from tfctr.runs import TrainResult, prepare_run_dir, save_run
@@ -257,7 +258,8 @@ def train(
     spec = resolve_spec(train, spec, label, overrides, exclude, oracle_column, seed)
     run_dir.mkdir(parents=True, exist_ok=True)  # only once the arguments and the data have been checked
     if verbose and runtime.is_chief:
-        print(f"tfctr train: {model} on {len(spec.features)} features\n{spec.describe()}", flush=True)
+        print(f"tfctr train: {model} on {len(spec.features)} features\n{spec.describe()}\n"
+              f"{precision_note(mixed_precision, len(tf.config.list_physical_devices('GPU')))}", flush=True)
 
     hp = dict(hyper_params or {})
     if routing == "bilevel" and strategy in distribute.CLUSTER_STRATEGIES:
