@@ -105,31 +105,31 @@ def test_dispatch_never_drops_or_duplicates_rows(seed):
     batch = [1, 1, 4, 7, 7, 16][seed]
     x, x0 = _slots(seed, batch), _slots(seed + 10, batch)
     expert = CrossExpert()
-    full = expert((x, x0)).numpy()
+    full = expert((x0, x)).numpy()
     for pattern in ("random", "none", "all"):
         gates = {"random": rng.random(batch) * (rng.random(batch) < 0.5), "none": np.zeros(batch),
                  "all": rng.random(batch) + 0.1}[pattern].astype(np.float32)
-        out = dispatch_rows(expert, x, x0, tf.constant(gates)).numpy()
+        out = dispatch_rows(expert, x0, x, tf.constant(gates)).numpy()
         np.testing.assert_allclose(out, np.where(gates[:, None, None] > 0, full, 0.0), rtol=1e-6, atol=1e-6)
 
 
 def _dense_mixture_np(layer, x, x0):
     gates, _ = layer.gate(x0)
-    outputs = [expert((x, x0)).numpy() for expert in layer.experts]
+    outputs = [expert((x0, x)).numpy() for expert in layer.experts]
     return x.numpy() + sum(gates.numpy()[:, j, None, None] * outputs[j] for j in range(len(outputs)))
 
 
 def test_sparse_moe_with_all_experts_equals_the_dense_mixture():
     x, x0 = _slots(1), _slots(2)
     args = {"experts": EXPERTS, "k": 5, "num_subspaces": H, "num_fields": F, "gate_reduction_ratio": 2}
-    layer, out = check_layer(SparseMoE, args, (x, x0),
+    layer, out = check_layer(SparseMoE, args, (x0, x),
                              numpy_reference=lambda layer, v: _dense_mixture_np(layer, x, x0), atol=1e-5,
                              invalid_kwargs=[{"k": 6}, {"experts": ["mlp"]}, {"dispatch": "masked"},
                                              {"prior": [0.5, 0.5]}])
     dense = SparseMoE(**dict(args, dispatch="dense"))
-    dense((x, x0))
+    dense((x0, x))
     dense.set_weights(layer.get_weights())
-    np.testing.assert_allclose(dense((x, x0)).numpy(), out, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dense((x0, x)).numpy(), out, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("k,weighted", [(1, True), (3, True), (3, False)])
@@ -138,15 +138,15 @@ def test_sparse_and_dense_dispatch_agree_at_any_k(k, weighted):
     args = {"experts": EXPERTS, "k": k, "num_subspaces": H, "num_fields": F, "gate_reduction_ratio": 2,
             "weight_outputs_by_gates": weighted}
     sparse, dense = SparseMoE(**args), SparseMoE(**dict(args, dispatch="dense"))
-    out = sparse((x, x0)).numpy()
-    dense((x, x0))
+    out = sparse((x0, x)).numpy()
+    dense((x0, x))
     dense.set_weights(sparse.get_weights())
-    np.testing.assert_allclose(dense((x, x0)).numpy(), out, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dense((x0, x)).numpy(), out, rtol=1e-5, atol=1e-6)
     gates, _ = sparse.gate(x0)
     weights = gates.numpy() if weighted else (gates.numpy() > 0).astype(np.float32)
-    expected = x.numpy() + sum(weights[:, j, None, None] * e((x, x0)).numpy() for j, e in enumerate(sparse.experts))
+    expected = x.numpy() + sum(weights[:, j, None, None] * e((x0, x)).numpy() for j, e in enumerate(sparse.experts))
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
-    sparse((x, x0), training=True)
+    sparse((x0, x), training=True)
     assert len(sparse.losses) == 1  # the load regulariser, in training only
 
 

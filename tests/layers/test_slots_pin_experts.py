@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from layer_test_case import check_layer
@@ -6,11 +7,14 @@ from tfctr.layers import (
     ConvExpert,
     CrossExpert,
     GatedDenseExpert,
+    MixtureCross,
     PINExpert,
     PolynomialInteraction,
     SelfAttentionExpert,
     SlotDense,
+    SparseMoE,
     SubspaceSplit,
+    VectorCross,
 )
 
 B, F, D = 3, 4, 6
@@ -84,42 +88,42 @@ def _expert_inputs(h=1):
 
 def test_cross_and_pin_experts_against_numpy():
     x, x0 = _expert_inputs(h=2)
-    check_layer(CrossExpert, {}, (x, x0), atol=1e-5, numpy_reference=lambda layer, v: v[1] * _slot_dense_np(
-        v[0], layer.dense.kernel.numpy(), layer.dense.bias.numpy()))
-    check_layer(PINExpert, {}, (x, x0), atol=1e-5, numpy_reference=lambda layer, v: v[0] * _slot_dense_np(
-        v[1], layer.kernels[0].kernel.numpy()))
+    check_layer(CrossExpert, {}, (x0, x), atol=1e-5, numpy_reference=lambda layer, v: v[0] * _slot_dense_np(
+        v[1], layer.dense.kernel.numpy(), layer.dense.bias.numpy()))
+    check_layer(PINExpert, {}, (x0, x), atol=1e-5, numpy_reference=lambda layer, v: v[1] * _slot_dense_np(
+        v[0], layer.kernels[0].kernel.numpy()))
 
 
 def test_gated_dense_expert_against_numpy():
     x, x0 = _expert_inputs(h=1)
 
     def reference(layer, v):
-        relu = _slot_dense_np(v[0], layer.dense.kernel.numpy(), layer.dense.bias.numpy()).clip(min=0)
-        flat = v[1].reshape(B, -1)
+        relu = _slot_dense_np(v[1], layer.dense.kernel.numpy(), layer.dense.bias.numpy()).clip(min=0)
+        flat = v[0].reshape(B, -1)
         hidden = (flat @ layer.gate_hidden.kernel.numpy() + layer.gate_hidden.bias.numpy()).clip(min=0)
         gate = 1 / (1 + np.exp(-(hidden @ layer.gate_out.kernel.numpy() + layer.gate_out.bias.numpy())))
         return relu * 2 * gate[:, :, None]
 
-    check_layer(GatedDenseExpert, {"reduction_ratio": 4}, (x, x0), numpy_reference=reference,
+    check_layer(GatedDenseExpert, {"reduction_ratio": 4}, (x0, x), numpy_reference=reference,
                 invalid_kwargs=[{"reduction_ratio": 0}])
-    check_layer(GatedDenseExpert, {"gated": False}, (x, x0), numpy_reference=lambda layer, v: _slot_dense_np(
-        v[0], layer.dense.kernel.numpy(), layer.dense.bias.numpy()).clip(min=0))
+    check_layer(GatedDenseExpert, {"gated": False}, (x0, x), numpy_reference=lambda layer, v: _slot_dense_np(
+        v[1], layer.dense.kernel.numpy(), layer.dense.bias.numpy()).clip(min=0))
 
 
 def test_conv_expert_against_numpy():
     x, x0 = _expert_inputs(h=D)  # [B, 24, 1]
 
     def reference(layer, v):
-        reduced = _slot_dense_np(v[0], layer.reduce.kernel.numpy(), layer.reduce.bias.numpy())  # [B, R, 1]
+        reduced = _slot_dense_np(v[1], layer.reduce.kernel.numpy(), layer.reduce.bias.numpy())  # [B, R, 1]
         kernel, bias = layer.conv.kernel.numpy(), layer.conv.bias.numpy()  # [k, 1, filters]
         steps = reduced.shape[1] - kernel.shape[0] + 1
         conv = np.array([[[sum(reduced[b, t + i, 0] * kernel[i, 0, f] for i in range(kernel.shape[0])) + bias[f]
                            for f in range(kernel.shape[2])] for t in range(steps)] for b in range(B)])
         pooled = np.maximum(conv[:, 0:steps - 1:2], conv[:, 1:steps:2])[:, :steps // 2]
         flat = pooled.reshape(B, -1) @ layer.project.kernel.numpy() + layer.project.bias.numpy()
-        return flat.reshape(v[0].shape)
+        return flat.reshape(v[1].shape)
 
-    check_layer(ConvExpert, {"reduced_slots": 9, "filters": 3, "kernel_size": 4}, (x, x0), numpy_reference=reference,
+    check_layer(ConvExpert, {"reduced_slots": 9, "filters": 3, "kernel_size": 4}, (x0, x), numpy_reference=reference,
                 atol=1e-5, invalid_kwargs=[{"filters": 0}])
 
 
@@ -135,7 +139,7 @@ def test_self_attention_expert_against_numpy():
         c = D // 2
         for k in range(2):
             for f in range(F):
-                fields[:, f, k * c:(k + 1) * c] = v[0][:, k * F + f]
+                fields[:, f, k * c:(k + 1) * c] = v[1][:, k * F + f]
         att = layer.attention
         q, k_, val = (gelu(fields @ w.numpy()) for w in (att.query, att.key, att.value))
         heads = []
@@ -153,4 +157,16 @@ def test_self_attention_expert_against_numpy():
         projected = projected.reshape(B, F, D)
         return np.concatenate([projected[:, :, k * c:(k + 1) * c] for k in range(2)], axis=1)
 
-    check_layer(SelfAttentionExpert, {"num_subspaces": 2}, (x, x0), numpy_reference=reference, atol=1e-5)
+    check_layer(SelfAttentionExpert, {"num_subspaces": 2}, (x0, x), numpy_reference=reference, atol=1e-5)
+
+
+@pytest.mark.parametrize("layer, x0, x", [
+    (VectorCross(), tf.ones([2, 5]), tf.ones([2, 6])),
+    (MixtureCross(), tf.ones([2, 5]), tf.ones([2, 4])),
+    (PolynomialInteraction(1), tf.ones([2, 6, 1]), tf.ones([2, 5, 1])),
+    (CrossExpert(), tf.ones([2, 6, 2]), tf.ones([2, 6, 1])),
+    (SparseMoE(["dense", "cross"], k=1), tf.ones([2, 6, 2]), tf.ones([2, 3, 2])),
+])
+def test_every_pair_layer_takes_x0_first_and_checks_the_shapes(layer, x0, x):
+    with pytest.raises(ValueError, match=rf"{type(layer).__name__}: x0 .* and x .* must have the same shape"):
+        layer((x0, x))

@@ -87,7 +87,7 @@ class AdaEnsembleNetwork(tf.keras.layers.Layer):
                              "per depth")
         x, logits = x0, []
         for d, moe in enumerate(self.moes):
-            x = moe((x, x0), training=training)
+            x = moe((x0, x), training=training)
             logits.append(self._estimate(d, x))
         return tf.concat(logits, axis=1)
 
@@ -102,7 +102,7 @@ class AdaEnsembleNetwork(tf.keras.layers.Layer):
         x, base = x0, x0
         indices, values = [], []
         for d, moe in enumerate(self.moes):
-            x = moe((x, base), training=False)
+            x = moe((base, x), training=False)
             if d == self.num_layers - 1:
                 indices.append(positions)
                 values.append(self._estimate(d, x))
@@ -118,7 +118,7 @@ class AdaEnsembleNetwork(tf.keras.layers.Layer):
         if not self.controller:
             x = x0
             for moe in self.moes:
-                x = moe((x, x0), training=training)
+                x = moe((x0, x), training=training)
             return self._estimate(self.num_layers - 1, x)
         if not training:
             return self._propagate_with_exits(x0)

@@ -3,7 +3,7 @@
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tfctr.layers.validation import as_shape_list, choice, fresh, positive_int
+from tfctr.layers.validation import as_shape_list, choice, fresh, pair_shapes, positive_int
 
 # rank r of DCN-Mix's low-rank experts when none is given (``CrossNetwork(kind="mix")``, ``MixtureCross``)
 MIXTURE_PROJECTION_DIM = 32
@@ -32,7 +32,7 @@ class VectorCross(tf.keras.layers.Layer):
         self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
 
     def build(self, input_shape):
-        x0_shape = as_shape_list(input_shape)[0]
+        x0_shape = pair_shapes(type(self).__name__, input_shape)[0]
         dim = int(tf.TensorShape(x0_shape)[-1])
         self.kernel = self.add_weight(name="kernel", shape=(dim, 1), initializer=self.kernel_initializer,
                                       regularizer=self.kernel_regularizer)
@@ -84,7 +84,7 @@ class MixtureCross(tf.keras.layers.Layer):
         self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
 
     def build(self, input_shape):
-        x0_shape = as_shape_list(input_shape)[0]
+        x0_shape = pair_shapes(type(self).__name__, input_shape)[0]
         d, k, r = int(tf.TensorShape(x0_shape)[-1]), self.num_experts, self.projection_dim
         self.v = self.add_weight(name="v", shape=(k, d, r), initializer=fresh(self.kernel_initializer),
                                  regularizer=self.kernel_regularizer)

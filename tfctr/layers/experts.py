@@ -10,20 +10,15 @@ import tensorflow as tf
 from tfctr.layers.attention import FieldSelfAttention, InstanceNormalization
 from tfctr.layers.pin import PolynomialInteraction
 from tfctr.layers.slots import SlotDense, SubspaceSplit
-from tfctr.layers.validation import positive_int
+from tfctr.layers.validation import pair_shapes, positive_int
 
 # the fewest slots ConvExpert's default Conv1D (kernel 4, valid padding) and max-pool (2) can run on
 CONV_MIN_SLOTS = 5
 
 
-def _pair_shapes(input_shape):
-    if not (isinstance(input_shape, (list, tuple)) and len(input_shape) == 2):
-        raise ValueError(f"experts are called on (x, x0), got input shape {input_shape}")
-    return tf.TensorShape(input_shape[0]), tf.TensorShape(input_shape[1])
-
-
 class _Expert(tf.keras.layers.Layer):
-    """Base of the experts: ``(x, x0)`` in, the shape of x out; kernel initialiser/regulariser handling."""
+    """Base of the experts: ``(x0, x)`` in (x0 first, as every tfctr layer that takes the pair), the shape of x
+    out; kernel initialiser/regulariser handling."""
 
     def __init__(self, kernel_initializer="glorot_uniform", kernel_regularizer=None, **kwargs):
         super().__init__(**kwargs)
@@ -35,7 +30,7 @@ class _Expert(tf.keras.layers.Layer):
                 "kernel_regularizer": self.kernel_regularizer}
 
     def compute_output_shape(self, input_shape):
-        return _pair_shapes(input_shape)[0]
+        return pair_shapes(type(self).__name__, input_shape, pair_only=True)[1]
 
     def get_config(self):
         config = super().get_config()
@@ -54,12 +49,12 @@ class CrossExpert(_Expert):
     """
 
     def build(self, input_shape):
-        x_shape, _ = _pair_shapes(input_shape)
+        _, x_shape = pair_shapes(type(self).__name__, input_shape, pair_only=True)
         self.dense = SlotDense(int(x_shape[1]), name="cross", **self._kernel_args())
         super().build(input_shape)
 
     def call(self, inputs):
-        x, x0 = inputs
+        x0, x = inputs
         return x0 * self.dense(x)
 
 
@@ -67,7 +62,7 @@ class CrossExpert(_Expert):
 class PINExpert(PolynomialInteraction):
     """xDeepInt's PIN layer without the skip: ``X_l = X_{l-1} ⊙ (W X_0)``, W ∈ R^{N×N}, no bias.
 
-    It is ``PolynomialInteraction(num_layers=1, residual=False)`` on ``(x, x0)``.
+    It is ``PolynomialInteraction(num_layers=1, residual=False)`` on ``(x0, x)``.
 
     Args:
         kernel_initializer: initialiser of W (default ``"glorot_uniform"``).
@@ -81,7 +76,7 @@ class PINExpert(PolynomialInteraction):
                          kernel_regularizer=kernel_regularizer, **kwargs)
 
     def compute_output_shape(self, input_shape):
-        return _pair_shapes(input_shape)[0]
+        return pair_shapes(type(self).__name__, input_shape, pair_only=True)[1]
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")
@@ -102,7 +97,7 @@ class GatedDenseExpert(_Expert):
         self.gated = bool(gated)
 
     def build(self, input_shape):
-        x_shape, x0_shape = _pair_shapes(input_shape)
+        x0_shape, x_shape = pair_shapes(type(self).__name__, input_shape, pair_only=True)
         slots = int(x_shape[1])
         self.dense = SlotDense(slots, activation="relu", name="dense", **self._kernel_args())
         if self.gated:
@@ -114,7 +109,7 @@ class GatedDenseExpert(_Expert):
         super().build(input_shape)
 
     def call(self, inputs):
-        x, x0 = inputs
+        x0, x = inputs
         out = self.dense(x)
         if not self.gated:
             return out
@@ -150,7 +145,7 @@ class ConvExpert(_Expert):
         self.pool_size = positive_int("ConvExpert", "pool_size", pool_size)
 
     def build(self, input_shape):
-        x_shape, _ = _pair_shapes(input_shape)
+        _, x_shape = pair_shapes(type(self).__name__, input_shape, pair_only=True)
         slots, channels = int(x_shape[1]), int(x_shape[2])
         reduced = self.reduced_slots or max(1, slots // 2)
         if reduced - self.kernel_size + 1 < self.pool_size:
@@ -163,7 +158,7 @@ class ConvExpert(_Expert):
         super().build(input_shape)
 
     def call(self, inputs):
-        x, _ = inputs
+        _, x = inputs
         pooled = self.pool(self.conv(self.reduce(x)))
         flat = tf.reshape(pooled, [-1, pooled.shape[1] * pooled.shape[2]])
         return tf.reshape(self.project(flat), [-1, x.shape[1], x.shape[2]])
@@ -197,7 +192,7 @@ class SelfAttentionExpert(_Expert):
         self.split = SubspaceSplit(self.num_subspaces, name="split")
 
     def build(self, input_shape):
-        x_shape, _ = _pair_shapes(input_shape)
+        _, x_shape = pair_shapes(type(self).__name__, input_shape, pair_only=True)
         self.attention = FieldSelfAttention(self.num_heads, self.head_dim, residual=False, scaled=True,
                                             projection_activation="gelu",
                                             kernel_initializer=self._kernel_args()["kernel_initializer"],
@@ -210,7 +205,7 @@ class SelfAttentionExpert(_Expert):
         super().build(input_shape)
 
     def call(self, inputs):
-        x, _ = inputs
+        _, x = inputs
         fields = self.merge(x)
         attended = self.norm(self.attention_output(self.attention(fields)))
         flat = tf.reshape(attended, [-1, attended.shape[1] * attended.shape[2]])

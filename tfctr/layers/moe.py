@@ -14,7 +14,7 @@ from tfctr.layers.experts import (
     SelfAttentionExpert,
 )
 from tfctr.layers.noise import random_generator
-from tfctr.layers.validation import build_sublayer, check_prior, choice, positive_int
+from tfctr.layers.validation import build_sublayer, check_prior, choice, pair_shapes, positive_int
 
 EXPERTS = {"dense": GatedDenseExpert, "cross": CrossExpert, "pin": PINExpert, "conv": ConvExpert,
            "attention": SelfAttentionExpert}
@@ -149,13 +149,13 @@ class NoisyCosineGate(tf.keras.layers.Layer):
         return config
 
 
-def dispatch_rows(expert, x, x0, gates):
+def dispatch_rows(expert, x0, x, gates):
     """Runs ``expert`` only on the rows with a non-zero gate and scatters its outputs back: ``[B, N, c]``, zero
     on the rows it did not receive. The rows are gathered, computed once and scatter-added in batch order."""
     rows = tf.where(gates > 0)[:, 0]
 
     def run():
-        out = expert((tf.gather(x, rows), tf.gather(x0, rows)))
+        out = expert((tf.gather(x0, rows), tf.gather(x, rows)))
         return tf.scatter_nd(rows[:, None], out, tf.shape(x, out_type=tf.int64))
 
     # an expert nobody is routed to is not called at all (some kernels, e.g. Conv1D, reject empty batches)
@@ -166,7 +166,7 @@ def dispatch_rows(expert, x, x0, gates):
 class SparseMoE(tf.keras.layers.Layer):
     """One AdaEnsemble layer: ``X_l = Norm(X_{l-1} + Σ_{j ∈ top-k} G_j · E_j(X_{l-1}, X_0))``.
 
-    ``call((x, x0))`` on slots ``[B, N, c]`` → ``[B, N, c]``. The gate (``NoisyCosineGate`` on X_0) picks k of the
+    ``call((x0, x))`` on slots ``[B, N, c]`` → ``[B, N, c]``. The gate (``NoisyCosineGate`` on X_0) picks k of the
     experts per example; with ``dispatch="sparse"`` each expert runs only on the rows routed to it (gather,
     compute, scatter back), so an expert that gets no row costs nothing; ``dispatch="dense"`` runs every expert
     on every row and multiplies by the gates (XLA-friendly; equal outputs). In training the load-distribution
@@ -216,7 +216,7 @@ class SparseMoE(tf.keras.layers.Layer):
         return EXPERTS[kind](**kwargs)
 
     def build(self, input_shape):
-        x_shape = tf.TensorShape(input_shape[0])
+        x_shape = pair_shapes("SparseMoE", input_shape, pair_only=True)[1]
         self.gate = build_sublayer(NoisyCosineGate(len(self.expert_kinds), self.k, self.gate_reduction_ratio,
                                                    self.gate_dim, self.jitter, self.gate_temperature, name="gate"),
                                    x_shape)
@@ -232,16 +232,16 @@ class SparseMoE(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs, training=False):
-        x, x0 = inputs
+        x0, x = inputs
         gates, logits = self.gate(x0, training=training)
         selected = tf.cast(gates > 0, x.dtype)
         weights = gates if self.weight_outputs_by_gates else selected
         mixed = tf.zeros_like(x)
         for j, expert in enumerate(self.experts):
             if self.dispatch == "sparse":
-                out = dispatch_rows(expert, x, x0, gates[:, j])
+                out = dispatch_rows(expert, x0, x, gates[:, j])
             else:
-                out = expert((x, x0))
+                out = expert((x0, x))
             mixed += out * weights[:, j, None, None]
         out = x + mixed if self.residual else mixed
         if self.normalize:

@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from tfctr.layers.slots import SlotDense
-from tfctr.layers.validation import as_shape_list, positive_int
+from tfctr.layers.validation import as_shape_list, pair_shapes, positive_int
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")
@@ -14,9 +14,10 @@ class PolynomialInteraction(tf.keras.layers.Layer):
     (``SubspaceSplit``) h = 1 gives vector-wise and h = D bit-wise interactions. Layer l reaches polynomial
     order l + 1 in the embeddings.
 
-    Input: ``X_0`` ``[B, N, c]``, or ``(X, X_0)`` to start the recursion from X instead of X_0 (the mixture-expert
-    interface). Output: ``X_L`` ``[B, N, c]`` with ``residual=True``; without residual the concatenation of every
-    layer's output along the slot axis, ``[B, L·N, c]`` (as the xDeepInt code does).
+    Input: ``X_0`` ``[B, N, c]``, or ``(X_0, X)`` to start the recursion from X instead of X_0 (the mixture-expert
+    interface; X_0 first, as in every tfctr layer that takes the pair; both of one shape). Output: ``X_L``
+    ``[B, N, c]`` with ``residual=True``; without residual the concatenation of every layer's output along the
+    slot axis, ``[B, L·N, c]`` (as the xDeepInt code does).
 
     Args:
         num_layers: L (default 3).
@@ -38,7 +39,7 @@ class PolynomialInteraction(tf.keras.layers.Layer):
         self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
 
     def build(self, input_shape):
-        x0_shape = as_shape_list(input_shape)[-1]  # (x, x0), or x0 alone
+        x0_shape = pair_shapes(type(self).__name__, input_shape)[0]  # (x0, x), or x0 alone
         initializer = tf.keras.initializers.serialize(self.kernel_initializer)
         self.kernels = [SlotDense(int(x0_shape[1]), use_bias=False, kernel_initializer=initializer,
                                   kernel_regularizer=self.kernel_regularizer, name=f"pin_{i}")
@@ -46,7 +47,7 @@ class PolynomialInteraction(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        x, x0 = inputs if isinstance(inputs, (list, tuple)) else (inputs, inputs)
+        x0, x = inputs if isinstance(inputs, (list, tuple)) else (inputs, inputs)
         outputs = []
         for kernel in self.kernels:
             x = x * kernel(x0) + (x if self.residual else 0.0)

@@ -48,6 +48,22 @@ def as_shape_list(input_shape) -> list:
     return [input_shape]
 
 
+def pair_shapes(layer: str, input_shape, pair_only: bool = False) -> tuple:
+    """``(x0 shape, x shape)`` of a layer called on the pair ``(x0, x)`` (every tfctr layer that takes the raw
+    input next to the running one takes it first, as TFRS's ``Cross``), or on x0 alone when ``pair_only`` is
+    False (then x = x0). The two must have the same shape: ValueError naming the layer otherwise."""
+    shapes = as_shape_list(input_shape)
+    if len(shapes) == 1 and not pair_only:
+        shapes = shapes * 2
+    if len(shapes) != 2:
+        raise ValueError(f"{layer}: expects (x0, x){'' if pair_only else ' or x0 alone'}, got {len(shapes)} inputs "
+                         f"of shapes {shapes}")
+    x0, x = (tf.TensorShape(s) for s in shapes)
+    if x0[1:] != x[1:]:
+        raise ValueError(f"{layer}: x0 {x0.as_list()} and x {x.as_list()} must have the same shape")
+    return x0, x
+
+
 def fresh(initializer):
     """A new instance of an initialiser, so that several weights drawn from it differ (Keras reuses the values
     of an unseeded initialiser instance that is called twice)."""

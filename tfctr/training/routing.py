@@ -38,7 +38,7 @@ def routing_statistics(model: tf.keras.Model, dataset) -> dict:
             gates, _ = moe.gate(x0, training=False)
             expert_counts[d] += (gates.numpy()[present] > 0).sum(axis=0)
             reached[d] += present.sum()
-            x = moe((x, x0), training=False)
+            x = moe((x0, x), training=False)
     stats = {"expert_loads": [
         {f"{j}_{kind}": float(c / max(r, 1)) for j, (kind, c) in enumerate(zip(moe.expert_kinds, counts))}
         for moe, counts, r in zip(network.moes, expert_counts, reached)]}
