@@ -28,3 +28,10 @@ def test_zero_adds_nothing_and_negative_is_refused(small_spec):
     assert model.losses == []
     with pytest.raises(ValueError, match="l2_net"):
         add_network_l2(model, -1.0)
+
+
+def test_lr_takes_l2_embedding_and_its_old_l2_is_deprecated(small_spec):
+    assert models.build("lr", small_spec, l2_embedding=1e-3).get_layer("linear").rows_l2 == 1e-3
+    with pytest.warns(DeprecationWarning, match="l2_embedding"):
+        old = models.build("lr", small_spec, l2=1e-6)
+    assert old.get_layer("linear").rows_l2 == 0.0 and old.get_layer("linear").kernel_regularizer is not None

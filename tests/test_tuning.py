@@ -95,6 +95,6 @@ def test_tune_command_prints_the_leaderboard_and_writes_best_hp(small_data, tmp_
     assert "| rank | trial | state |" in done.stdout and "best_hp.json" in done.stdout
     assert set(json.loads((tmp_path / "t" / "best_hp.json").read_text())) == {"learning_rate"}
     refused = subprocess.run([str(TFCTR), "tune", "--model", "lr", "--train", small_data["train"], "--valid",
-                              small_data["valid"], "--hp", "l2=0.1", "--out", str(tmp_path / "u")],
+                              small_data["valid"], "--hp", "l2_embedding=0.1", "--out", str(tmp_path / "u")],
                              env=ENV, capture_output=True, text=True, timeout=600)
     assert refused.returncode == 2 and "--space" in refused.stderr

@@ -67,3 +67,15 @@ def test_fm_interaction_against_pairwise_sum():
         return out
 
     check_layer(FMInteraction, {}, x, numpy_reference=reference, weight_shapes={})
+
+
+def test_linear_logit_penalises_the_rows_a_batch_uses():
+    ids = [tf.constant([1, 1, 3]), tf.constant([0, 2, 2])]
+    layer = LinearLogit([4, 3], rows_l2=0.5)
+    layer(ids)
+    layer.weights_by_id.embeddings.assign(tf.reshape(tf.range(7, dtype=tf.float32), [7, 1]))
+    layer(ids)
+    table = np.arange(7.0)
+    used = {1, 3} | {4 + 0, 4 + 2}  # distinct rows of the batch; the second field's rows start at 4
+    np.testing.assert_allclose(float(tf.add_n(layer.losses)), 0.5 * sum(table[r] ** 2 for r in used), rtol=1e-6)
+    check_layer(LinearLogit, dict(vocabulary_sizes=[4, 3], rows_l2=0.5), ids, invalid_kwargs=[{"rows_l2": -1.0}])

@@ -19,21 +19,26 @@ class LinearLogit(tf.keras.layers.Layer):
         vocabulary_sizes: rows per field.
         poolings: per field ``None``/``"mean"``/``"sum"`` as in ``FieldEmbedding``.
         num_dense: width of the dense block (0 = none).
-        kernel_regularizer: optional regulariser of the id weights and the dense weights.
+        kernel_regularizer: optional regulariser of the whole id-weight table and the dense weights (Keras'
+            meaning: every row, every step).
+        rows_l2: λ of the L2 penalty on the id weights the batch uses (``FieldEmbedding(rows_l2=)``), what CTR
+            libraries mean by embedding regularisation (default 0).
 
     Example:
         >>> LinearLogit([10, 5])([tf.constant([1, 2]), tf.constant([0, 4])]).shape
         TensorShape([2, 1])
     """
 
-    def __init__(self, vocabulary_sizes, poolings=None, num_dense=0, kernel_regularizer=None, **kwargs):
+    def __init__(self, vocabulary_sizes, poolings=None, num_dense=0, kernel_regularizer=None, rows_l2=0.0, **kwargs):
         super().__init__(**kwargs)
         if num_dense < 0:
             raise ValueError(f"LinearLogit: num_dense must be >= 0, got {num_dense}")
         self.num_dense = int(num_dense)
         self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
         self.weights_by_id = FieldEmbedding(vocabulary_sizes, 1, poolings, embeddings_initializer="zeros",
-                                            embeddings_regularizer=self.kernel_regularizer, name="id_weights")
+                                            embeddings_regularizer=self.kernel_regularizer, rows_l2=rows_l2,
+                                            name="id_weights")
+        self.rows_l2 = self.weights_by_id.rows_l2
         self.dense_weights = tf.keras.layers.Dense(1, use_bias=False, kernel_regularizer=self.kernel_regularizer,
                                                    name="dense_weights") if self.num_dense else None
 
@@ -63,5 +68,6 @@ class LinearLogit(tf.keras.layers.Layer):
             poolings=self.weights_by_id.poolings,
             num_dense=self.num_dense,
             kernel_regularizer=tf.keras.regularizers.serialize(self.kernel_regularizer),
+            rows_l2=self.rows_l2,
         )
         return config

@@ -1,6 +1,7 @@
 """Baseline CTR models: LR, Wide & Deep, DeepFM, DCN and DCN-V2."""
 
 import functools
+import warnings
 
 import tensorflow as tf
 
@@ -16,10 +17,16 @@ def _logit_dense(name):
 
 
 @register("lr", learning_rate=1e-2)
-def lr(spec, l2=0.0):
-    """Logistic regression on one-hot ids and the dense block: ``logit = b + Σ_f w_f[id_f] + x_dense · v``."""
+def lr(spec, l2_embedding=0.0, l2=None):
+    """Logistic regression on one-hot ids and the dense block: ``logit = b + Σ_f w_f[id_f] + x_dense · v``.
+
+    ``l2_embedding`` penalises the weights of the ids each batch uses, as in every other model. ``l2`` (deprecated,
+    kept for one release) is the former option: Keras' L2 on the whole id table and the dense weights."""
+    if l2 is not None:
+        warnings.warn("lr(l2=) penalises every row of the table every step and is deprecated; l2_embedding "
+                      "penalises the rows each batch uses, as in the other models", DeprecationWarning, stacklevel=2)
     inputs = model_inputs(spec)
-    return head(inputs, [linear_logit(spec, inputs, dense_block(spec, inputs), l2)], "lr")
+    return head(inputs, [linear_logit(spec, inputs, dense_block(spec, inputs), l2_embedding, l2 or 0.0)], "lr")
 
 
 @register("wdl")

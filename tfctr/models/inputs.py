@@ -43,11 +43,12 @@ def dense_block(spec: FeatureSpec, inputs: dict):
     return DenseBlock(name="dense_block")([inputs[f.name] for f in spec.dense]) if spec.dense else None
 
 
-def linear_logit(spec: FeatureSpec, inputs: dict, dense, l2: float = 0.0):
-    """The first-order logit ``[B, 1]`` over every feature (ids and the dense block)."""
+def linear_logit(spec: FeatureSpec, inputs: dict, dense, l2_embedding: float = 0.0, l2_table: float = 0.0):
+    """The first-order logit ``[B, 1]`` over every feature (ids and the dense block). ``l2_embedding`` penalises
+    the id weights each batch uses; ``l2_table`` is Keras' L2 on the whole table and the dense weights."""
     embedded, sizes, poolings = _embedding_args(spec)
-    layer = LinearLogit(sizes, poolings, num_dense=len(spec.dense),
-                        kernel_regularizer=tf.keras.regularizers.l2(l2) if l2 else None, name="linear")
+    layer = LinearLogit(sizes, poolings, num_dense=len(spec.dense), rows_l2=l2_embedding,
+                        kernel_regularizer=tf.keras.regularizers.l2(l2_table) if l2_table else None, name="linear")
     return layer([inputs[f.name] for f in embedded] + ([dense] if dense is not None else []))
 
 

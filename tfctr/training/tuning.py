@@ -43,7 +43,6 @@ DEFAULT_SPACE = {
     "attention_layers": {"int": [1, 4]},
     "pin_layers": {"int": [1, 4]},
     "num_layers": {"int": [1, 5]},
-    "l2": {"choice": [0.0, 1e-7, 1e-6, 1e-5]},
 }
 
 
