@@ -128,4 +128,4 @@ def test_cli_trains_adaensemble_bilevel_with_annealing(small_data, small_spec, t
     assert metrics["valid"]["model"]["auc"] > 0.55
     model = tf.keras.models.load_model(tmp_path / "run" / "model.keras")
     # annealing ended at the configured k = 2 of every layer, which is what the saved model routes with
-    assert [int(layer.gate.k.numpy()) for layer in model.get_layer("adaensemble").moes] == [2, 2, 2]
+    assert [int(layer.gate.active_k.numpy()) for layer in model.get_layer("adaensemble").moes] == [2, 2, 2]

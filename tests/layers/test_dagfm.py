@@ -34,7 +34,7 @@ def _dagfm_reference(layer, e):
             h = np.array([h0[j] * sum(h[i] @ _edge_matrix(layer, t, i, j) for i in range(j + 1))
                           for j in range(F)])
             states.append(h)
-        if layer.output_kind == "state_sum":
+        if layer.readout == "state_sum":
             out.append(sum(states))
         else:
             out.append(np.concatenate([s.sum(axis=1) for s in states]))
@@ -56,11 +56,11 @@ def test_dagfm_against_edge_by_edge_reference(interaction_type):
     np.testing.assert_allclose(out[:, :F], e.numpy().sum(axis=2), rtol=1e-5, atol=1e-6)
     # both read-outs (KD-DAGFM+'s summed states too), with a trained (non-identity) connect matrix and without
     for output in ("layer_sums", "state_sum"):
-        layer = DAGFM(interaction_type, num_layers=2, output=output)
+        layer = DAGFM(interaction_type, num_layers=2, readout=output)
         layer(e)
         layer.connect_kernel.assign(tf.random.stateless_normal([F, F], seed=[3, 3]))
         np.testing.assert_allclose(layer(e).numpy(), _dagfm_reference(layer, e.numpy()), rtol=1e-5, atol=1e-5)
-        layer = DAGFM(interaction_type, num_layers=2, connect=False, output=output)
+        layer = DAGFM(interaction_type, num_layers=2, connect=False, readout=output)
         np.testing.assert_allclose(layer(e).numpy(), _dagfm_reference(layer, e.numpy()), rtol=1e-5, atol=1e-5)
 
 
@@ -163,3 +163,10 @@ def test_masked_entries_get_no_gradient_and_serving_form_folds_them(interaction_
 def test_dagfm_rejects_unknown_field_count():
     with pytest.raises(ValueError, match=r"\[B, F, D\]"):
         DAGFM()(tf.keras.Input(shape=(None, 4)))
+
+
+def test_a_config_saved_with_the_former_output_name_still_loads():
+    config = {**DAGFM("inner", num_layers=2, readout="state_sum").get_config()}
+    config["output"] = config.pop("readout")
+    with pytest.warns(DeprecationWarning, match="readout"):
+        assert DAGFM.from_config(config).readout == "state_sum"

@@ -224,7 +224,7 @@ def test_top_k_annealing_schedule():
     model.compile("sgd", "mse")
     seen = []
     record = tf.keras.callbacks.LambdaCallback(
-        on_train_batch_end=lambda batch, logs: seen.append(int(model.layers[-2].gate.k.numpy())))
+        on_train_batch_end=lambda batch, logs: seen.append(int(model.layers[-2].gate.active_k.numpy())))
     x = np.random.default_rng(0).normal(size=(64, 8, 1)).astype(np.float32)
     model.fit(x, x.reshape(64, 8), batch_size=2, epochs=1, verbose=0, callbacks=[callback, record])
     assert seen[:10] == [5] * 10 and seen[10:20] == [4] * 10 and seen[-1] == 3

@@ -1,12 +1,14 @@
 """The directed acyclic graph factorization machine (DAGFM) of KD-DAGFM (Tian et al., WSDM'23)."""
 
+import warnings
+
 import numpy as np
 import tensorflow as tf
 
 from tfctr.layers.validation import choice, positive_int
 
 INTERACTION_TYPES = ("inner", "outer", "kernel")
-OUTPUTS = ("layer_sums", "state_sum")
+READOUTS = ("layer_sums", "state_sum")
 
 
 def dag_mask(fields: int) -> np.ndarray:
@@ -38,9 +40,9 @@ class DAGFM(tf.keras.layers.Layer):
 
     Input ``[B, F, D]``. Output:
 
-    * ``output="layer_sums"`` (the DAGFM student): ``[s_0, …, s_L]`` with ``s_t = Σ_d H_t[:, :, d]``,
+    * ``readout="layer_sums"`` (the DAGFM student): ``[s_0, …, s_L]`` with ``s_t = Σ_d H_t[:, :, d]``,
       ``[B, F·(L+1)]``; a dense layer on it gives the logit;
-    * ``output="state_sum"`` (the KD-DAGFM+ student, which stacks an MLP on it): ``H_0 + Σ_t H_t``,
+    * ``readout="state_sum"`` (the KD-DAGFM+ student, which stacks an MLP on it): ``H_0 + Σ_t H_t``,
       ``[B, F, D]``.
 
     Training multiplies the edge parameters by the DAG mask, so the entries of non-edges (i > j) stay unused
@@ -51,7 +53,8 @@ class DAGFM(tf.keras.layers.Layer):
         interaction_type: ``"inner"`` (default), ``"outer"`` or ``"kernel"``.
         num_layers: L, propagation layers (default 3: interactions up to order 4).
         connect: learn the field-mixing matrix C (identity-initialised); False uses ``H_0 = E``.
-        output: ``"layer_sums"`` or ``"state_sum"`` (see above).
+        readout: ``"layer_sums"`` or ``"state_sum"`` (see above). ``output=`` is its former name (deprecated: a
+            Keras layer's ``output`` is its output tensor).
         apply_mask: multiply the edge parameters by the DAG mask in ``call`` (True except in the serving form).
         kernel_initializer: initialiser of the edge parameters; default N(0, 2/(F·D)) (kernel type:
             N(0, 2/(F·D·D))), the Xavier-normal (gain √2) scale of the authors' code.
@@ -62,13 +65,16 @@ class DAGFM(tf.keras.layers.Layer):
         TensorShape([4, 9])
     """
 
-    def __init__(self, interaction_type="inner", num_layers=3, connect=True, output="layer_sums", apply_mask=True,
+    def __init__(self, interaction_type="inner", num_layers=3, connect=True, readout="layer_sums", apply_mask=True,
                  kernel_initializer=None, kernel_regularizer=None, **kwargs):
+        if "output" in kwargs:  # the former name, in configs saved before the rename
+            warnings.warn("DAGFM(output=) is deprecated; use readout=", DeprecationWarning, stacklevel=2)
+            readout = kwargs.pop("output")
         super().__init__(**kwargs)
         self.interaction_type = choice("DAGFM", "interaction_type", interaction_type, INTERACTION_TYPES)
         self.num_layers = positive_int("DAGFM", "num_layers", num_layers)
         self.connect = bool(connect)
-        self.output_kind = choice("DAGFM", "output", output, OUTPUTS)
+        self.readout = choice("DAGFM", "readout", readout, READOUTS)
         self.apply_mask = bool(apply_mask)
         self.kernel_initializer = tf.keras.initializers.get(kernel_initializer) if kernel_initializer else None
         self.kernel_regularizer = tf.keras.regularizers.get(kernel_regularizer)
@@ -120,7 +126,7 @@ class DAGFM(tf.keras.layers.Layer):
         for t in range(self.num_layers):
             h = base * step(h, t)
             states.append(h)
-        if self.output_kind == "state_sum":
+        if self.readout == "state_sum":
             return layout.leave(tf.add_n(states), self.fields, self.dim)
         return layout.sums_out([layout.node_sums(s, self.fields, self.dim) for s in states])
 
@@ -152,7 +158,7 @@ class DAGFM(tf.keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         fields = input_shape[1]
-        if self.output_kind == "state_sum":
+        if self.readout == "state_sum":
             return tf.TensorShape(input_shape)
         return tf.TensorShape([input_shape[0], fields * (self.num_layers + 1)])
 
@@ -160,7 +166,7 @@ class DAGFM(tf.keras.layers.Layer):
         config = super().get_config()
         config.update(
             interaction_type=self.interaction_type, num_layers=self.num_layers, connect=self.connect,
-            output=self.output_kind, apply_mask=self.apply_mask,
+            readout=self.readout, apply_mask=self.apply_mask,
             kernel_initializer=(tf.keras.initializers.serialize(self.kernel_initializer)
                                 if self.kernel_initializer is not None else None),
             kernel_regularizer=tf.keras.regularizers.serialize(self.kernel_regularizer),

@@ -84,8 +84,9 @@ class NoisyCosineGate(tf.keras.layers.Layer):
     spike fixes the bias near its first step, which keeps routing close to uniform while the embeddings are
     small, a warm start a deliberate mechanism (annealing, a temperature schedule) should provide instead.
 
-    Returns ``(G, g)``, both ``[B, num_choices]``. ``k`` lives in a non-trainable variable so that
-    ``TopKAnnealing`` can lower it during training; the value it holds is also what inference uses. τ is kept
+    Returns ``(G, g)``, both ``[B, num_choices]``. The k in force lives in the non-trainable variable
+    ``active_k`` (starting at ``k``) so that ``TopKAnnealing`` can lower it during training; the value it holds
+    is also what inference uses. τ is kept
     positive (the authors' code leaves it unconstrained). τ starts at ``temperature`` (1.0 as the paper): cosine
     logits then lie in [−1, 1], so the softmax can weigh the best choice at most e² ≈ 7.4 times the worst until
     τ has been learnt down, which takes many steps; a smaller start gives decisive routing from the first step.
@@ -100,8 +101,8 @@ class NoisyCosineGate(tf.keras.layers.Layer):
     def __init__(self, num_choices, k=None, reduction_ratio=16, dim=16, jitter=0.5, temperature=1.0, **kwargs):
         super().__init__(**kwargs)
         self.num_choices = positive_int("NoisyCosineGate", "num_choices", num_choices)
-        self.initial_k = positive_int("NoisyCosineGate", "k", k if k is not None else num_choices)
-        if self.initial_k > self.num_choices:
+        self.k = positive_int("NoisyCosineGate", "k", k if k is not None else num_choices)
+        if self.k > self.num_choices:
             raise ValueError(f"NoisyCosineGate: k={k} exceeds num_choices={num_choices}")
         self.reduction_ratio = positive_int("NoisyCosineGate", "reduction_ratio", reduction_ratio)
         self.dim = positive_int("NoisyCosineGate", "dim", dim)
@@ -124,8 +125,9 @@ class NoisyCosineGate(tf.keras.layers.Layer):
         start = np.log(np.expm1(self.initial_temperature - TEMPERATURE_FLOOR))
         self.temperature_raw = self.add_weight(name="temperature", shape=(),
                                                initializer=tf.keras.initializers.Constant(start))
-        self.k = self.add_weight(name="k", shape=(), dtype=tf.int32, trainable=False,
-                                 initializer=tf.keras.initializers.Constant(self.initial_k))
+        # the k in force (``k`` is where it starts): a variable, so that TopKAnnealing can lower it in training
+        self.active_k = self.add_weight(name="k", shape=(), dtype=tf.int32, trainable=False,
+                                        initializer=tf.keras.initializers.Constant(self.k))
         self.jitter_generator = random_generator()  # checkpointed (tfctr.layers.noise)
         super().build(input_shape)
 
@@ -140,11 +142,11 @@ class NoisyCosineGate(tf.keras.layers.Layer):
         h = tf.math.l2_normalize(self.project(self.hidden(x)), axis=-1)
         e = tf.math.l2_normalize(tf.cast(self.choice_embeddings, h.dtype), axis=-1)
         logits = tf.matmul(h, e, transpose_b=True) / tf.cast(self.temperature(), h.dtype)
-        return top_k_softmax(logits, top_k_mask(logits, self.k)), logits
+        return top_k_softmax(logits, top_k_mask(logits, self.active_k)), logits
 
     def get_config(self):
         config = super().get_config()
-        config.update(num_choices=self.num_choices, k=self.initial_k, reduction_ratio=self.reduction_ratio,
+        config.update(num_choices=self.num_choices, k=self.k, reduction_ratio=self.reduction_ratio,
                       dim=self.dim, jitter=self.jitter, temperature=self.initial_temperature)
         return config
 

@@ -21,8 +21,8 @@ def dagfm(spec, embedding_dim=16, interaction_type="inner", num_layers=3, connec
     """
     inputs = model_inputs(spec)
     fields, dense = embed_fields(spec, inputs, embedding_dim, l2_embedding)
-    output = "state_sum" if hidden_units else "layer_sums"
-    graph = DAGFM(interaction_type, num_layers, connect=connect, output=output, name="dagfm")(fields)
+    readout = "state_sum" if hidden_units else "layer_sums"
+    graph = DAGFM(interaction_type, num_layers, connect=connect, readout=readout, name="dagfm")(fields)
     terms = []
     if hidden_units:
         flat = tf.keras.layers.Flatten(name="flatten_states")(graph)

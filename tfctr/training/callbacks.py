@@ -64,12 +64,12 @@ class TopKAnnealing(tf.keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         k = self.k_at(int(self.model.optimizer.iterations.numpy()))
         for gate in self._gates():
-            if int(gate.k.numpy()) != k:
-                gate.k.assign(min(k, gate.num_choices))
+            if int(gate.active_k.numpy()) != k:
+                gate.active_k.assign(min(k, gate.num_choices))
 
     def on_train_end(self, logs=None):
         for gate in self._gates():
-            gate.k.assign(min(self.schedule[-1][1], gate.num_choices))
+            gate.active_k.assign(min(self.schedule[-1][1], gate.num_choices))
 
 
 def annealing_schedule(num_experts: int, k: int, steps: int) -> list:
