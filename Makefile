@@ -22,7 +22,7 @@ $(VENV)/.installed-bench: setup.py $(BIN)/python
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check tfctr tfctr_command.py export serving tests bench
 	$(BIN)/pytest -q -p no:cacheprovider --doctest-modules tfctr   # the docstrings' examples
-	$(BIN)/pytest -q --durations=40 tests
+	$(BIN)/pytest -q --durations=40 --random-order-bucket=module --random-order-seed=20261203 tests  # no test leans on another's leftovers
 
 demo: $(VENV)/.installed-test
 	$(BIN)/tfctr demo --out demo_out

@@ -24,7 +24,7 @@ setup(
     ],
     extras_require={
         "tune": ["optuna>=3.6"],
-        "test": ["pytest>=8", "ruff>=0.5", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29", "matplotlib>=3.8",
+        "test": ["pytest>=8", "pytest-random-order>=1.1", "ruff>=0.5", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29", "matplotlib>=3.8",
                  "optuna>=3.6"],
         "bench": ["matplotlib>=3.8", "optuna>=3.6", "scikit-learn>=1.3", "lightgbm>=4.0", "pandas>=2.0",
                   "nbclient>=0.10", "nbformat>=5.10", "nbconvert>=7.0", "ipykernel>=6.29"],
