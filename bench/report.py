@@ -172,6 +172,21 @@ def serving_faults_table(result):
     return "\n".join(lines)
 
 
+def precision_table(result):
+    hardware = result["machine"].get("bfloat16_hardware")
+    where = ("a CPU with bfloat16 instructions" if hardware else "a CPU without bfloat16 instructions (emulated)"
+             if hardware is not None else "an unrecorded CPU")
+    lines = [f"Training ex/s in float32 and in mixed precision, back to back in each of {result['repeats']} rounds, "
+             f"batch {result['batch_size']}, on {where}. {_machine(result)}", "",
+             "| model | float32 ex/s | mixed ex/s | mixed / float32 (median of rounds) |", "|---|---|---|---|"]
+    for name, entry in result["models"].items():
+        ratios = entry.get("mixed_ratio_runs") or [float("nan")]
+        lines.append(f"| {name} | {entry['tfctr'].get('examples_per_second', float('nan')):,.0f} | "
+                     f"{entry['tfctr_mixed'].get('examples_per_second', float('nan')):,.0f} | "
+                     f"{statistics.median(ratios):.2f} |")
+    return "\n".join(lines)
+
+
 def batch1_latency_table(result):
     before = result.get("before")
     names = {"floor": "floor: logistic regression (the encoding)", "teacher": "teacher: CIN 128-128",
@@ -425,7 +440,7 @@ SUITE_RESULTS = {name for _, name, *_ in SECTIONS}
 # result files that other commands produced (larger or ablation runs): shown after the suite's sections
 EXTRA_TABLES = {"leaderboard": leaderboard_table, "adaensemble": adaensemble_table, "kd_dagfm": kd_dagfm_table,
                 "quality": quality_table, "optfusion": optfusion_table, "distributed": distributed_table,
-                "serving": serving_table}
+                "serving": serving_table, "train_throughput_precision": precision_table}
 
 
 def _extra_renderer(name):

@@ -12,6 +12,10 @@ rounds, tfctr and DeepCTR back to back in each round: each side reports its medi
 of the per-round ratios, and the matmul peak is re-measured before every round (FLOP utilisation uses its median).
 
     python bench/train_throughput.py [--models dcnv2 xdeepfm_cin32 ...] [--rows 1000000] [--repeats 3]
+
+``--precision both`` measures tfctr in float32 and in mixed precision (bfloat16 on a CPU, float16 on a GPU) back
+to back in every round instead, the ratio per round in ``mixed_ratio_runs``: on a CPU with AVX512-BF16/AMX the
+matmul-bound models are expected to gain, on one without (the JSON's ``bfloat16_hardware``) to lose.
 """
 
 import argparse
@@ -68,27 +72,30 @@ def load_encoded(path: Path):
     return inputs, data["label"], {str(n): int(s) for n, s in zip(data["names"], data["sizes"])}
 
 
-def run_one(name: str, data_path: Path, batch_size: int, embedding_dim: int, min_seconds: float) -> dict:
+def run_one(name: str, data_path: Path, batch_size: int, embedding_dim: int, min_seconds: float,
+            mixed: bool = False) -> dict:
     import tensorflow as tf
     from measure import measure_model
 
     from tfctr import models
     from tfctr.features import FeatureSpec
+    from tfctr.training.distribute import precision
 
     inputs, labels, _ = load_encoded(data_path)
     spec = FeatureSpec.load(DATA / data_path.name.replace("encoded_", "spec_").replace(".npz", ".json"))
     model_name, hp = CONFIGS[name]
     if model_name != "lr":
         hp = {**hp, "embedding_dim": embedding_dim}
-    model = models.build(model_name, spec, **hp)
+    with precision(mixed):  # mixed: float16 on a GPU, bfloat16 on a CPU, as tfctr train --mixed-precision
+        model = models.build(model_name, spec, **hp)
     model.compile(tf.keras.optimizers.Adam(1e-3), "binary_crossentropy")
     return measure_model(model, inputs, labels, batch_size, min_seconds)
 
 
-def _subprocess(python, script, name, data_path, args) -> dict:
+def _subprocess(python, script, name, data_path, args, mixed=False) -> dict:
     command = [str(python), str(BENCH_DIR / script), "--one", name, "--data", str(data_path),
                "--batch-size", str(args.batch_size), "--embedding-dim", str(args.embedding_dim),
-               "--min-seconds", str(args.min_seconds)]
+               "--min-seconds", str(args.min_seconds)] + (["--mixed"] if mixed else [])
     done = subprocess.run(command, capture_output=True, text=True, cwd=BENCH_DIR,
                           env={**__import__("os").environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"})
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -116,27 +123,36 @@ def main():
     parser.add_argument("--no-deepctr", action="store_true")
     parser.add_argument("--repeats", type=int, default=1, help="rounds per model (tfctr and DeepCTR back to back)")
     parser.add_argument("--min-seconds", type=float, default=15.0, help="timed training per model (at most 40 steps)")
+    parser.add_argument("--precision", choices=["float32", "mixed", "both"], default="float32",
+                        help="tfctr's precision; both: float32 and mixed back to back in every round (no DeepCTR), "
+                             "written to train_throughput_precision.json")
+    parser.add_argument("--mixed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, Path(args.data), args.batch_size, args.embedding_dim, args.min_seconds)))
+        print(json.dumps(run_one(args.one, Path(args.data), args.batch_size, args.embedding_dim, args.min_seconds,
+                                 args.mixed)))
         return
 
     from measure import matmul_peak_flops
 
     data_path = encoded_data(args.rows)
-    use_deepctr = DEEPCTR_PYTHON.exists() and not args.no_deepctr
-    sides = {"tfctr": (sys.executable, "train_throughput.py")}
+    use_deepctr = DEEPCTR_PYTHON.exists() and not args.no_deepctr and args.precision == "float32"
+    sides = {}
+    if args.precision in ("float32", "both"):
+        sides["tfctr"] = (sys.executable, "train_throughput.py", False)
+    if args.precision in ("mixed", "both"):
+        sides["tfctr_mixed"] = (sys.executable, "train_throughput.py", True)
     if use_deepctr:
-        sides["deepctr"] = (DEEPCTR_PYTHON, "deepctr_throughput.py")
+        sides["deepctr"] = (DEEPCTR_PYTHON, "deepctr_throughput.py", False)
     results, peaks = {}, []
     for name in args.models:
         rounds = []
         for _ in range(args.repeats):
             peaks.append(matmul_peak_flops())
-            rounds.append({side: _subprocess(python, script, name, data_path, args)
-                           for side, (python, script) in sides.items()})
+            rounds.append({side: _subprocess(python, script, name, data_path, args, mixed)
+                           for side, (python, script, mixed) in sides.items()})
             print(f"{name:15s} round {len(rounds)}: " + "  ".join(
                 f"{side} {measured.get('examples_per_second', float('nan')):,.0f} ex/s"
                 for side, measured in rounds[-1].items()), flush=True)
@@ -146,6 +162,10 @@ def main():
                       if "examples_per_second" in r["tfctr"] and "examples_per_second" in r["deepctr"]]
             if ratios:
                 entry["ratio_runs"] = ratios
+        if args.precision == "both":
+            entry["mixed_ratio_runs"] = [
+                r["tfctr_mixed"]["examples_per_second"] / r["tfctr"]["examples_per_second"] for r in rounds
+                if "examples_per_second" in r["tfctr"] and "examples_per_second" in r["tfctr_mixed"]]
         results[name] = entry
     peak = float(np.median(peaks))
     print(f"matmul peak: median {peak / 1e9:.1f} GFLOP/s over {len(peaks)} measurements "
@@ -162,10 +182,10 @@ def main():
                       f"{measured['latency_ms_batch_1024']:.2f} ms (1024)")
         if "ratio_runs" in entry:
             print(f"{name:15s} tfctr / DeepCTR per round: {', '.join(f'{r:.2f}' for r in entry['ratio_runs'])}")
-    write_result("train_throughput", {"rows": args.rows, "batch_size": args.batch_size, "min_seconds": args.min_seconds,
-                                      "embedding_dim": args.embedding_dim, "matmul_peak_flops": peak,
-                                      "matmul_peak_runs": peaks, "repeats": args.repeats,
-                                      "deepctr": use_deepctr, "models": results})
+    write_result("train_throughput" if args.precision == "float32" else "train_throughput_precision", {
+        "precision": args.precision, "rows": args.rows, "batch_size": args.batch_size,
+        "min_seconds": args.min_seconds, "embedding_dim": args.embedding_dim, "matmul_peak_flops": peak,
+        "matmul_peak_runs": peaks, "repeats": args.repeats, "deepctr": use_deepctr, "models": results})
 
 
 if __name__ == "__main__":
