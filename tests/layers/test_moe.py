@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from layer_test_case import check_layer
 from tfctr.layers import AdaEnsembleNetwork, CrossExpert, NoisyCosineGate, SparseMoE, SubspaceSplit
-from tfctr.layers.moe import dispatch_rows, load_distribution_loss, top_k_mask
+from tfctr.layers.moe import cosine_direction, dispatch_rows, load_distribution_loss, top_k_mask
 from tfctr.training import TopKAnnealing, annealing_schedule
 
 B, F, D, H = 5, 4, 2, 2  # bit-wise split of D = 2: N = F·H = 8 slots of c = 1
@@ -244,3 +244,25 @@ def test_gate_temperature_reaches_every_gate_and_survives_config():
     rebuilt = AdaEnsembleNetwork.from_config(network.get_config())
     rebuilt(_slots())
     assert float(rebuilt.moes[1].gate.temperature()) == pytest.approx(0.5, abs=1e-6)
+
+
+def test_a_row_with_no_gate_direction_gets_no_gradient_and_the_others_keep_theirs():
+    # x0 = 0 on row 0: its hidden ReLU layer and (bias still 0) its h are exactly zero
+    gate = NoisyCosineGate(4, k=2, reduction_ratio=2, jitter=0.0)
+    x0 = tf.concat([tf.zeros([1, 3, 4]), tf.random.stateless_normal([3, 3, 4], seed=[1, 2])], axis=0)
+    gate(x0)
+    with tf.GradientTape() as tape:
+        gates, logits = gate(x0, training=True)
+        loss = tf.reduce_sum(logits * tf.random.stateless_normal(logits.shape, seed=[3, 4]))
+    grads = dict(zip([v.name for v in gate.trainable_variables], tape.gradient(loss, gate.trainable_variables)))
+    bias = next(g for name, g in grads.items() if "project/bias" in name)
+    assert np.all(np.isfinite(bias.numpy())) and np.abs(bias.numpy()).max() < 100.0  # l2_normalize gave 1e6
+    np.testing.assert_array_equal(logits.numpy()[0], np.zeros(4))  # no direction: zero logits, top-k by index
+    assert np.count_nonzero(gates.numpy()[0]) == 2
+    # the other rows' gradient is l2_normalize's exactly
+    h = gate.project(gate.hidden(tf.reshape(x0[1:], [3, -1])))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(h)
+        ours, theirs = cosine_direction(h), tf.math.l2_normalize(h, axis=-1)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(tape.gradient(ours, h).numpy(), tape.gradient(theirs, h).numpy(), rtol=1e-5)

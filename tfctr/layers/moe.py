@@ -34,6 +34,16 @@ MASKED_LOGIT = -1e9
 TEMPERATURE_FLOOR = 1e-3
 
 
+def cosine_direction(h, epsilon=1e-12):
+    """``h / ‖h‖`` along the last axis, as ``tf.math.l2_normalize(h, epsilon=ε)`` (``h / sqrt(max(‖h‖², ε))``),
+    except on a row that is exactly zero: it has no direction, so it gets 0 and no gradient. There
+    ``l2_normalize`` has a gradient of 1/sqrt(ε) = 1e6, which under global-norm clipping shrinks every other
+    gradient of the step to nothing. Rows of tiny but non-zero norm (the gate reads embeddings that start at a
+    scale of 1e-4) are normalised exactly as by ``l2_normalize``."""
+    squared = tf.reduce_sum(tf.square(h), axis=-1, keepdims=True)
+    return tf.where(squared > 0, h * tf.math.rsqrt(tf.maximum(squared, epsilon)), tf.zeros_like(h))
+
+
 def top_k_softmax(logits, mask, floor=GATE_FLOOR):
     """Softmax over the logits where ``mask`` is 1, zero elsewhere, every selected gate at least
     ``floor / (1 + k·floor)``: ``(softmax + floor) / (1 + k·floor)``. At a small temperature the logits of the
@@ -77,12 +87,9 @@ class NoisyCosineGate(tf.keras.layers.Layer):
 
     Every selected gate is floored at ≈1e-6 (``top_k_softmax``), so a small τ never underflows a selected gate to
     zero and every example reaches exactly k choices. A row whose h is exactly 0 (its ReLU hidden layer all zero
-    while the projection's bias is still zero, at initialisation) gets zero logits, top-k by index, and from
-    ``tf.math.l2_normalize`` a gradient of 1e6 on the projection's bias. That spike is a known defect we keep for
-    now: every fix we measured (no gradient on such rows, a soft normalisation, a projection without bias) cost
-    0.001-0.007 test AUC on Adult (seed 0). Our reading, not yet verified: under global-norm clipping and Adam the
-    spike fixes the bias near its first step, which keeps routing close to uniform while the embeddings are
-    small, a warm start a deliberate mechanism (annealing, a temperature schedule) should provide instead.
+    while the projection's bias is still zero, at initialisation) has no direction: it gets zero logits (top-k by
+    index) and no gradient (``cosine_direction``), where ``tf.math.l2_normalize`` gave its projection bias a
+    gradient of 1e6.
 
     Returns ``(G, g)``, both ``[B, num_choices]``. The k in force lives in the non-trainable variable
     ``active_k`` (starting at ``k``) so that ``TopKAnnealing`` can lower it during training; the value it holds
@@ -139,7 +146,7 @@ class NoisyCosineGate(tf.keras.layers.Layer):
         x = tf.stop_gradient(tf.reshape(x0, [-1, x0.shape[1] * x0.shape[2]]))
         if training and self.jitter > 0:
             x = x * tf.cast(self.jitter_generator.uniform(tf.shape(x), 1.0 - self.jitter, 1.0 + self.jitter), x.dtype)
-        h = tf.math.l2_normalize(self.project(self.hidden(x)), axis=-1)
+        h = cosine_direction(self.project(self.hidden(x)))
         e = tf.math.l2_normalize(tf.cast(self.choice_embeddings, h.dtype), axis=-1)
         logits = tf.matmul(h, e, transpose_b=True) / tf.cast(self.temperature(), h.dtype)
         return top_k_softmax(logits, top_k_mask(logits, self.active_k)), logits
