@@ -27,7 +27,7 @@ from tfctr.training import distill, train
 
 TEACHERS = {
     "cin": ("xdeepfm", {"cin_layer_sizes": [128, 128], "cin_split_half": False, "hidden_units": []}, "inner"),
-    "crossnet": ("dcnv2", {"num_cross_layers": 3, "hidden_units": []}, "outer"),
+    "crossnet": ("dcnv2", {"num_layers": 3, "hidden_units": []}, "outer"),
 }
 STAGES = ("teacher", "alone", "distilled", "finetuned")
 

@@ -1,5 +1,7 @@
 """Every registered model builds, trains one short epoch, beats a constant predictor and reloads identically."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -62,3 +64,13 @@ def test_same_seed_same_model(small_spec):
         weights.append(models.build("wdl", small_spec, embedding_dim=4, hidden_units=[8]).get_weights())
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
+
+
+def test_former_depth_names_are_deprecated_aliases_of_num_layers(small_spec):
+    for model, former in (("dcnv2", "num_cross_layers"), ("autoint", "attention_layers"), ("xdeepint", "pin_layers")):
+        assert "num_layers" in models.hyper_parameters(model) and former not in models.hyper_parameters(model)
+        with pytest.warns(DeprecationWarning, match=f"{former} is now called num_layers"):
+            built = models.build(model, small_spec, embedding_dim=4, **{former: 2})
+        assert json.loads(built.tfctr_card)["hyper_parameters"]["num_layers"] == 2
+    with pytest.raises(TypeError, match="not both"):
+        models.build("dcnv2", small_spec, num_layers=2, num_cross_layers=3)

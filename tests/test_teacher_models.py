@@ -18,8 +18,8 @@ INTERACTIONS = SyntheticConfig(n_categorical=6, n_numeric=2, vocabulary_size=12,
                                third_order_scale=1.2, missing_rate=0.0, seed=5)
 TEACHERS = {
     "xdeepfm": {"cin_layer_sizes": [16, 16]},
-    "autoint": {"attention_layers": 2, "num_heads": 2, "head_dim": 4},
-    "xdeepint": {"pin_layers": 3},
+    "autoint": {"num_layers": 2, "num_heads": 2, "head_dim": 4},
+    "xdeepint": {"num_layers": 3},
     "fibinet": {},
     "pnn": {},
 }

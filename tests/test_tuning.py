@@ -66,7 +66,7 @@ def test_train_reads_the_best_values_back(study, small_data, tmp_path):
 
 
 def test_spaces_are_checked_against_the_model():
-    assert "num_cross_layers" in default_space("dcnv2") and "num_cross_layers" not in default_space("deepfm")
+    assert "num_layers" in default_space("dcnv2") and "num_layers" not in default_space("deepfm")
     assert "learning_rate" in default_space("lr") and "hidden_units" not in default_space("lr")
     with pytest.raises(ValueError, match="'num_heads' is neither"):
         check_space({"num_heads": {"int": [1, 2]}}, "deepfm")

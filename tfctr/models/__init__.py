@@ -2,6 +2,14 @@
 
 from tfctr.models import baselines, ensemble, fusion, students, teachers  # noqa: F401  (registers the models)
 from tfctr.models.inputs import logit_model, model_inputs
-from tfctr.models.registry import available, build, hyper_parameters, register, training_defaults
+from tfctr.models.registry import (
+    available,
+    build,
+    canonical_hyper_parameters,
+    hyper_parameters,
+    register,
+    training_defaults,
+)
 
-__all__ = ["available", "build", "hyper_parameters", "logit_model", "model_inputs", "register", "training_defaults"]
+__all__ = ["available", "build", "canonical_hyper_parameters", "hyper_parameters", "logit_model", "model_inputs",
+           "register", "training_defaults"]

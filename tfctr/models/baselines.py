@@ -53,13 +53,13 @@ def deepfm(spec, embedding_dim=16, hidden_units=(256, 128), dropout=DROPOUT, bat
     return head(inputs, terms, "deepfm")
 
 
-def _cross_model(spec, name, kind, embedding_dim, num_cross_layers, projection_dim, hidden_units, structure,
+def _cross_model(spec, name, kind, embedding_dim, num_layers, projection_dim, hidden_units, structure,
                  dropout, batch_norm, l2_embedding, num_experts=4, apg=None):
     choice(name, "structure", structure, {"stacked", "parallel"})
     inputs = model_inputs(spec)
     fields, dense = embed_fields(spec, inputs, embedding_dim, l2_embedding)
     x0 = flat_input(fields, dense)
-    cross = CrossNetwork(num_cross_layers, kind=kind, projection_dim=projection_dim, num_experts=num_experts,
+    cross = CrossNetwork(num_layers, kind=kind, projection_dim=projection_dim, num_experts=num_experts,
                          name="cross")(x0)
     if structure == "stacked":
         top = deep_tower(cross, hidden_units, dropout, batch_norm, apg, spec, fields) if hidden_units else cross
@@ -72,23 +72,23 @@ def _cross_model(spec, name, kind, embedding_dim, num_cross_layers, projection_d
 
 
 @register("dcn")
-def dcn(spec, embedding_dim=16, num_cross_layers=3, hidden_units=(256, 128), dropout=DROPOUT, batch_norm=BATCH_NORM,
+def dcn(spec, embedding_dim=16, num_layers=3, hidden_units=(256, 128), dropout=DROPOUT, batch_norm=BATCH_NORM,
         l2_embedding=L2_EMBEDDING, apg=None):
     """Deep & Cross Network (Wang et al. 2017): vector cross network and MLP side by side on x0, then a logit;
     ``apg`` makes the MLP adaptive."""
-    return _cross_model(spec, "dcn", "vector", embedding_dim, num_cross_layers, None, hidden_units, "parallel",
+    return _cross_model(spec, "dcn", "vector", embedding_dim, num_layers, None, hidden_units, "parallel",
                         dropout, batch_norm, l2_embedding, apg=apg)
 
 
 @register("dcnv2")
-def dcnv2(spec, embedding_dim=16, num_cross_layers=3, projection_dim=None, mixture_experts=None,
+def dcnv2(spec, embedding_dim=16, num_layers=3, projection_dim=None, mixture_experts=None,
           hidden_units=(256, 128), structure="stacked", dropout=DROPOUT, batch_norm=BATCH_NORM,
           l2_embedding=L2_EMBEDDING, apg=None):
     """DCN-V2 (Wang et al. 2021): matrix cross network (full rank, or low rank with ``projection_dim``; DCN-Mix
     with ``mixture_experts`` low-rank experts per layer), then an MLP (``structure="stacked"``) or beside it
     (``"parallel"``), then a logit; ``apg`` makes the MLP adaptive."""
     kind = "matrix" if mixture_experts is None else "mix"
-    return _cross_model(spec, "dcnv2", kind, embedding_dim, num_cross_layers, projection_dim, hidden_units,
+    return _cross_model(spec, "dcnv2", kind, embedding_dim, num_layers, projection_dim, hidden_units,
                         structure, dropout, batch_norm, l2_embedding, num_experts=mixture_experts or 4, apg=apg)
 
 

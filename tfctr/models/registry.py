@@ -2,9 +2,14 @@
 
 import inspect
 import json
+import warnings
 
 _BUILDERS = {}
 _TRAINING = {}
+# former names of hyper-parameters: one name per idea across the zoo (the number of interaction layers is
+# num_layers; OptFusion keeps num_levels, its unit being a level of one cross and one MLP layer); the former
+# names are still accepted, with a DeprecationWarning, for one release
+RENAMED = {"num_cross_layers": "num_layers", "attention_layers": "num_layers", "pin_layers": "num_layers"}
 
 
 def register(name: str, **training):
@@ -45,6 +50,22 @@ def _builder(name: str):
     return _BUILDERS[name]
 
 
+def canonical_hyper_parameters(name: str, hp: dict) -> dict:
+    """``hp`` with former names (``RENAMED``) replaced by the current ones of model ``name`` (warning once each);
+    TypeError when both names are given."""
+    accepted = hyper_parameters(name)
+    out = {}
+    for key, value in hp.items():
+        current = RENAMED.get(key)
+        if key not in accepted and current in accepted:
+            if current in hp:
+                raise TypeError(f"model '{name}': give {current} or its former name {key}, not both")
+            warnings.warn(f"model '{name}': {key} is now called {current}", DeprecationWarning, stacklevel=3)
+            key = current
+        out[key] = value
+    return out
+
+
 def build(name: str, spec, **hp):
     """Builds the uncompiled functional model ``name`` for a fitted FeatureSpec.
 
@@ -52,6 +73,7 @@ def build(name: str, spec, **hp):
     model's ``tfctr_card`` (JSON text) records its name and hyper-parameters for the exported model card.
     """
     spec.require_fitted()
+    hp = canonical_hyper_parameters(name, hp)
     accepted = hyper_parameters(name)
     unknown = sorted(set(hp) - set(accepted))
     if unknown:

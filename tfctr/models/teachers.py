@@ -39,14 +39,14 @@ def xdeepfm(spec, embedding_dim=16, cin_layer_sizes=(128, 128), cin_split_half=T
 
 
 @register("autoint")
-def autoint(spec, embedding_dim=16, attention_layers=3, num_heads=2, head_dim=8, residual=True, layer_norm=False,
+def autoint(spec, embedding_dim=16, num_layers=3, num_heads=2, head_dim=8, residual=True, layer_norm=False,
             hidden_units=(256, 128), dropout=DROPOUT, batch_norm=BATCH_NORM, l2_embedding=L2_EMBEDDING, apg=None):
     """AutoInt+ (Song et al. 2019): stacked field self-attention layers and an MLP on x0, concatenated, then one
     logit (``hidden_units=()`` gives plain AutoInt)."""
     inputs = model_inputs(spec)
     fields, dense = embed_fields(spec, inputs, embedding_dim, l2_embedding)
     x = fields
-    for i in range(attention_layers):
+    for i in range(num_layers):
         x = FieldSelfAttention(num_heads, head_dim, residual=residual, layer_norm=layer_norm,
                                name=f"attention_{i}")(x)
     parts = [tf.keras.layers.Flatten(name="flatten_attention")(x)]
@@ -57,14 +57,14 @@ def autoint(spec, embedding_dim=16, attention_layers=3, num_heads=2, head_dim=8,
 
 
 @register("xdeepint")
-def xdeepint(spec, embedding_dim=16, num_subspaces=None, pin_layers=3, residual=True, hidden_units=(),
+def xdeepint(spec, embedding_dim=16, num_subspaces=None, num_layers=3, residual=True, hidden_units=(),
              dropout=DROPOUT, batch_norm=BATCH_NORM, l2_embedding=L2_EMBEDDING, apg=None):
     """xDeepInt (Yan & Li 2020): subspace split (h = ``num_subspaces``, default D = bit-wise) → PIN → one logit,
     plus the linear part and an optional MLP on x0."""
     inputs = model_inputs(spec)
     fields, dense = embed_fields(spec, inputs, embedding_dim, l2_embedding)
     slots = SubspaceSplit(num_subspaces or embedding_dim, name="subspace_split")(fields)
-    pin = PolynomialInteraction(pin_layers, residual=residual, name="pin")(slots)
+    pin = PolynomialInteraction(num_layers, residual=residual, name="pin")(slots)
     terms = [linear_logit(spec, inputs, dense),
              tf.keras.layers.Dense(1, name="pin_logit")(tf.keras.layers.Flatten(name="flatten_pin")(pin))]
     if hidden_units:

@@ -29,7 +29,7 @@ from tfctr.defaults import DEFAULT_CLIPNORM, DEFAULT_EPOCHS, DEFAULT_PATIENCE
 from tfctr.features import FeatureSpec
 from tfctr.hardware import precision_note
 from tfctr.metrics import evaluate
-from tfctr.models import build, hyper_parameters, training_defaults
+from tfctr.models import build, canonical_hyper_parameters, hyper_parameters, training_defaults
 from tfctr.runs import TrainResult, prepare_run_dir, save_run
 from tfctr.training import distribute
 from tfctr.training.bilevel import BilevelTraining, routing_trainer
@@ -261,7 +261,7 @@ def train(
         print(f"tfctr train: {model} on {len(spec.features)} features\n{spec.describe()}\n"
               f"{precision_note(mixed_precision, len(tf.config.list_physical_devices('GPU')))}", flush=True)
 
-    hp = dict(hyper_params or {})
+    hp = canonical_hyper_parameters(model, dict(hyper_params or {}))
     if routing == "bilevel" and strategy in distribute.CLUSTER_STRATEGIES:
         raise ValueError(f"routing='bilevel' runs under the default or mirrored strategy, not {strategy!r}")
     learning_rate = learning_rate or training_defaults(model).get("learning_rate", 1e-3)

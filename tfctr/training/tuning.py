@@ -23,6 +23,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from tfctr.models import hyper_parameters
+from tfctr.models.registry import RENAMED
 from tfctr.training import distribute
 from tfctr.training.selection import DEFAULT_MONITOR, monitor_score
 from tfctr.training.train import train
@@ -38,10 +39,7 @@ DEFAULT_SPACE = {
     "dropout": {"choice": [0.0, 0.1, 0.2, 0.3, 0.4]},
     "batch_norm": {"choice": [False, True]},
     "hidden_units": {"choice": [[128, 64], [256, 128], [400, 400, 400], [512, 256, 128]]},
-    "num_cross_layers": {"int": [1, 5]},
     "cin_layer_sizes": {"choice": [[64, 64], [128, 128], [200, 200, 200]]},
-    "attention_layers": {"int": [1, 4]},
-    "pin_layers": {"int": [1, 4]},
     "num_layers": {"int": [1, 5]},
 }
 
@@ -55,6 +53,7 @@ def default_space(model: str) -> dict:
 def check_space(space: dict, model: str) -> dict:
     """Validates a search space against model ``model``; raises ``ValueError`` naming the bad entry."""
     accepted = set(hyper_parameters(model)) | set(TRAINING_KEYS)
+    accepted |= {former for former, current in RENAMED.items() if current in accepted}  # deprecated names
     for name, spec in space.items():
         if name not in accepted:
             raise ValueError(f"search space: '{name}' is neither a training key {list(TRAINING_KEYS)} nor a "
