@@ -395,7 +395,9 @@ SECTIONS = (
     ("Input pipeline", "pipeline", pipeline_table, None,
      "`parquet_dataset` alone (no model); the ratios say how much headroom the pipeline leaves the fastest models."),
     ("Serving (`tfctr serve`, gRPC)", "serving", serving_table, "serving.png",
-     "The single-client latency is mostly the Python client (39 TensorProtos per request), not the server."),
+     "At batch 1 a request spends most of its time outside the model: the server's decoding and checks of 39 "
+     "TensorProtos, gRPC and the Python client (the in-process limit calls the signature as the server does; "
+     "see \"Batch-1 latency\")."),
     ("Batch-1 latency: the encoding floor, a CIN teacher and its DAGFM student", "batch1_latency",
      batch1_latency_table, None,
      "In-process is the exported `serving_default` called the way `tfctr serve` calls it; the gRPC p50 adds the "
