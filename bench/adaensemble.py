@@ -25,8 +25,8 @@ from common import benchmark_datasets, serving_latency_ms, write_result
 
 from tfctr.data import parquet_dataset, read_columns
 from tfctr.layers import AdaEnsembleNetwork
+from tfctr.layers.moe import DEFAULT_EXPERT_KINDS as DEFAULT_EXPERTS
 from tfctr.metrics import evaluate
-from tfctr.models.ensemble import DEFAULT_EXPERTS
 from tfctr.training import TopKAnnealing, annealing_schedule, routing_statistics, train
 from tfctr.training.train import predict_split
 
@@ -45,7 +45,7 @@ VARIANTS["sparse_k3_nc_load0_t025"] = {"k": 3, "controller": False, "load_weight
 VARIANTS["sparse_k3_load0_t025_routed"] = {"k": 3, "load_weight": 0.0, "gate_temperature": 0.25,
                                            "depth_training": "routed"}
 VARIANTS["densemoe_t025"] = {"model": "densemoe", "gate_temperature": 0.25}
-VARIANTS.update({f"only_{e}": {"experts": [e], "k": 1, "controller": False} for e in DEFAULT_EXPERTS})
+VARIANTS.update({f"only_{e}": {"expert_kinds": [e], "k": 1, "controller": False} for e in DEFAULT_EXPERTS})
 
 
 def graph_flops(fn, *specs) -> float:
@@ -78,7 +78,7 @@ def expected_flops(model, stats) -> float:
 def _annealing(fraction: float, hp: dict, args) -> list:
     """``TopKAnnealing`` lowering k by one every ``stage`` steps from every expert to ``hp["k"]``, reaching it
     after ``fraction`` of the training steps."""
-    experts = len(hp.get("experts", DEFAULT_EXPERTS))
+    experts = len(hp.get("expert_kinds", DEFAULT_EXPERTS))
     total_steps = -(-args.rows // args.batch_size) * args.epochs
     stage = max(1, int(fraction * total_steps / max(experts - hp["k"], 1)))
     return [TopKAnnealing(annealing_schedule(experts, hp["k"], stage))]

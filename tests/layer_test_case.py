@@ -2,7 +2,8 @@
 
 ``check_layer`` builds the layer, then checks, in order:
 
-1. every ``__init__`` parameter appears in ``get_config()`` (automatic, from the signature);
+1. every ``__init__`` parameter appears in ``get_config()`` and is an attribute of the same name (automatic,
+   from the signature: attribute = argument = config key);
 2. the weight names and shapes, when given;
 3. the output against golden values (deterministic initialisers) and/or a slow NumPy reference that reads the
    layer's weights;
@@ -97,6 +98,8 @@ def check_layer(
     config = layer.get_config()
     missing = [name for name in init_parameters(layer_cls) if name not in config]
     assert not missing, f"{layer_cls.__name__}.get_config() lacks __init__ parameters {missing}"
+    unstored = [name for name in init_parameters(layer_cls) if not hasattr(layer, name)]
+    assert not unstored, f"{layer_cls.__name__} stores __init__ parameters {unstored} under other names"
 
     if weight_shapes is not None:
         prefix = layer.name + "/"

@@ -13,7 +13,7 @@ from tfctr.training import BilevelTraining, RoutingMetrics, routing_statistics, 
 from tfctr.training.bilevel import router_variables
 from tfctr.training.train import predict_split
 
-SMALL_ENSEMBLE = {"embedding_dim": 4, "num_layers": 3, "experts": ["dense", "cross", "pin", "conv", "attention"],
+SMALL_ENSEMBLE = {"embedding_dim": 4, "num_layers": 3, "expert_kinds": ["dense", "cross", "pin", "conv", "attention"],
                   "k": 2, "gate_reduction_ratio": 4, "depth_prior": [0.3, 0.4, 0.3], "controller": True,
                   "load_weight": 1.0}  # the paper's form: depth controller and load regulariser on
 
@@ -49,7 +49,7 @@ def test_exported_model_keeps_early_exit_and_matches_in_process(ensemble_run, sm
 
 
 def test_densemoe_and_routing_metrics_callback(small_data, small_spec):
-    model = models.build("densemoe", small_spec, embedding_dim=4, num_layers=2, experts=["cross", "pin"],
+    model = models.build("densemoe", small_spec, embedding_dim=4, num_layers=2, expert_kinds=["cross", "pin"],
                          gate_reduction_ratio=4)
     model.compile(tf.keras.optimizers.Adam(1e-3), "binary_crossentropy")
     data = parquet_dataset(small_data["valid"], small_spec, 512)

@@ -67,10 +67,13 @@ def test_same_seed_same_model(small_spec):
 
 
 def test_former_depth_names_are_deprecated_aliases_of_num_layers(small_spec):
-    for model, former in (("dcnv2", "num_cross_layers"), ("autoint", "attention_layers"), ("xdeepint", "pin_layers")):
-        assert "num_layers" in models.hyper_parameters(model) and former not in models.hyper_parameters(model)
-        with pytest.warns(DeprecationWarning, match=f"{former} is now called num_layers"):
-            built = models.build(model, small_spec, embedding_dim=4, **{former: 2})
-        assert json.loads(built.tfctr_card)["hyper_parameters"]["num_layers"] == 2
+    for model, former, current, value in (("dcnv2", "num_cross_layers", "num_layers", 2),
+                                          ("autoint", "attention_layers", "num_layers", 2),
+                                          ("xdeepint", "pin_layers", "num_layers", 2),
+                                          ("densemoe", "experts", "expert_kinds", ["cross", "dense"])):
+        assert current in models.hyper_parameters(model) and former not in models.hyper_parameters(model)
+        with pytest.warns(DeprecationWarning, match=f"{former} is now called {current}"):
+            built = models.build(model, small_spec, embedding_dim=4, **{former: value})
+        assert json.loads(built.tfctr_card)["hyper_parameters"][current] == value
     with pytest.raises(TypeError, match="not both"):
         models.build("dcnv2", small_spec, num_layers=2, num_cross_layers=3)

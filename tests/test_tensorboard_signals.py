@@ -36,7 +36,7 @@ def adaensemble_run(small_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("tb") / "ada"
     result = train(small_data["train"], small_data["valid"], out, model="adaensemble", test=small_data["test"],
                    epochs=2, batch_size=2048, verbose=0, log_every=2,
-                   hyper_params=dict(embedding_dim=4, num_layers=2, experts=["cross", "pin", "dense"], k=2,
+                   hyper_params=dict(embedding_dim=4, num_layers=2, expert_kinds=["cross", "pin", "dense"], k=2,
                                      gate_reduction_ratio=4, controller=True))
     return out, result
 

@@ -61,7 +61,7 @@ def fusion_search():
 
 
 def bilevel():
-    network = build("adaensemble", num_layers=2, experts=["cross", "pin"], k=1, gate_reduction_ratio=4, jitter=0.0,
+    network = build("adaensemble", num_layers=2, expert_kinds=["cross", "pin"], k=1, gate_reduction_ratio=4, jitter=0.0,
                     controller=True, load_weight=1.0)
     model = BilevelTraining(network, tf.keras.optimizers.Adam(1e-3))
     model.compile(optimizer=tf.keras.optimizers.Adam(1e-3))
@@ -70,7 +70,7 @@ def bilevel():
 
 CASES = {
     "dcnv2": keras_model("dcnv2", hidden_units=[16]),
-    "adaensemble": keras_model("adaensemble", num_layers=2, experts=["cross", "pin", "dense"], k=2,
+    "adaensemble": keras_model("adaensemble", num_layers=2, expert_kinds=["cross", "pin", "dense"], k=2,
                                gate_reduction_ratio=4, jitter=0.0, controller=True, load_weight=1.0),
     "distiller": distiller,
     "fusion_search": fusion_search,

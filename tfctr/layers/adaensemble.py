@@ -2,16 +2,21 @@
 
 import tensorflow as tf
 
-from tfctr.layers.moe import NoisyCosineGate, SparseMoE, load_distribution_loss
+from tfctr.layers.moe import DEFAULT_EXPERT_KINDS, NoisyCosineGate, SparseMoE, load_distribution_loss
 from tfctr.layers.ops import straight_through
-from tfctr.layers.validation import build_sublayer, check_prior, choice, positive_int
+from tfctr.layers.validation import build_sublayer, check_prior, choice, positive_int, renamed_argument
+
+# the SparseMoE arguments the network passes to every layer under their own names (its ``expert_prior`` is the
+# layers' ``prior``)
+MOE_ARGUMENTS = ("expert_kinds", "k", "num_subspaces", "num_fields", "weight_outputs_by_gates", "normalize",
+                 "load_weight", "gate_reduction_ratio", "gate_dim", "jitter", "gate_temperature", "dispatch")
 
 
 @tf.keras.utils.register_keras_serializable(package="tfctr")
 class AdaEnsembleNetwork(tf.keras.layers.Layer):
     """Slots X_0 ``[B, N, c]`` → logit ``[B, 1]`` (Yan & Li, AdaEnsemble, Algorithm 1).
 
-    ``X_l = SparseMoE_l(X_{d-1}, X_0)`` for d = 1..L, each with an estimator ``logit_l = w_l · Σ_c X_l + b_l``.
+    ``X_l = SparseMoE_l(X_0, X_{l-1})`` for l = 1..L, each with an estimator ``logit_l = w_l · Σ_c X_l + b_l``.
     With ``controller=True`` a second ``NoisyCosineGate`` on X_0 picks one depth d(x) per example (top-1):
 
     * inference (dynamic propagation): layer d runs only on the examples whose depth is ≥ d, the examples
@@ -31,16 +36,17 @@ class AdaEnsembleNetwork(tf.keras.layers.Layer):
 
     Args:
         num_layers: L (default 4). controller, depth_training, depth_prior, depth_load_weight: see above.
-        experts, k, num_subspaces, num_fields, weight_outputs_by_gates, normalize, expert_prior, load_weight,
+        expert_kinds, k, num_subspaces, num_fields, weight_outputs_by_gates, normalize, expert_prior, load_weight,
         gate_reduction_ratio, gate_dim, jitter, gate_temperature, dispatch: the ``SparseMoE`` arguments of every
         layer (``expert_prior`` is its ``prior``; the controller's gate shares r, d, ε and the initial τ).
     """
 
-    def __init__(self, num_layers=4, experts=("dense", "cross", "pin", "conv", "attention"), k=3, num_subspaces=1,
-                 num_fields=None, controller=True, depth_training="straight_through", depth_prior=None,
-                 depth_load_weight=1.0, weight_outputs_by_gates=True, normalize=False, expert_prior=None,
-                 load_weight=1.0, gate_reduction_ratio=16, gate_dim=16, jitter=0.5, gate_temperature=1.0,
-                 dispatch="sparse", **kwargs):
+    def __init__(self, num_layers=4, expert_kinds=DEFAULT_EXPERT_KINDS, k=3, num_subspaces=1, num_fields=None,
+                 controller=True, depth_training="straight_through", depth_prior=None, depth_load_weight=1.0,
+                 weight_outputs_by_gates=True, normalize=False, expert_prior=None, load_weight=1.0,
+                 gate_reduction_ratio=16, gate_dim=16, jitter=0.5, gate_temperature=1.0, dispatch="sparse", **kwargs):
+        expert_kinds = renamed_argument("AdaEnsembleNetwork", kwargs, "experts", "expert_kinds", expert_kinds,
+                                        DEFAULT_EXPERT_KINDS)
         super().__init__(**kwargs)
         self.num_layers = positive_int("AdaEnsembleNetwork", "num_layers", num_layers)
         self.controller = bool(controller)
@@ -48,11 +54,18 @@ class AdaEnsembleNetwork(tf.keras.layers.Layer):
                                      {"straight_through", "routed", "prior_only"})
         self.depth_prior = check_prior("AdaEnsembleNetwork", depth_prior, self.num_layers)
         self.depth_load_weight = float(depth_load_weight)
-        self.moe_args = dict(experts=list(experts), k=k, num_subspaces=num_subspaces, num_fields=num_fields,
-                             weight_outputs_by_gates=weight_outputs_by_gates, normalize=normalize,
-                             prior=expert_prior, load_weight=load_weight, gate_reduction_ratio=gate_reduction_ratio,
-                             gate_dim=gate_dim, jitter=jitter, gate_temperature=gate_temperature, dispatch=dispatch)
-        SparseMoE(**self.moe_args)  # validates the arguments now
+        # every layer's SparseMoE arguments, validated (and normalised) by the layer itself
+        moe = SparseMoE(expert_kinds, k, num_subspaces, num_fields, weight_outputs_by_gates, normalize=normalize,
+                        prior=expert_prior, load_weight=load_weight, gate_reduction_ratio=gate_reduction_ratio,
+                        gate_dim=gate_dim, jitter=jitter, gate_temperature=gate_temperature, dispatch=dispatch)
+        self.expert_prior = moe.prior
+        for name in MOE_ARGUMENTS:
+            setattr(self, name, getattr(moe, name))
+
+    @property
+    def moe_args(self) -> dict:
+        """The keyword arguments of every layer's ``SparseMoE``."""
+        return dict({name: getattr(self, name) for name in MOE_ARGUMENTS}, prior=self.expert_prior)
 
     def build(self, input_shape):
         shape = tf.TensorShape(input_shape)
@@ -61,11 +74,9 @@ class AdaEnsembleNetwork(tf.keras.layers.Layer):
         self.estimators = [build_sublayer(tf.keras.layers.Dense(1, name=f"estimator_{d}"), (None, int(shape[1])))
                            for d in self.exit_layers]
         if self.controller:
-            args = self.moe_args
-            self.depth_gate = build_sublayer(NoisyCosineGate(self.num_layers, 1, args["gate_reduction_ratio"],
-                                                             args["gate_dim"], args["jitter"],
-                                                             args["gate_temperature"], name="depth_gate"),
-                                             shape)
+            self.depth_gate = build_sublayer(NoisyCosineGate(self.num_layers, 1, self.gate_reduction_ratio,
+                                                             self.gate_dim, self.jitter, self.gate_temperature,
+                                                             name="depth_gate"), shape)
         super().build(input_shape)
 
     @property
@@ -142,8 +153,7 @@ class AdaEnsembleNetwork(tf.keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        args = dict(self.moe_args)
-        args["expert_prior"] = args.pop("prior")
         config.update(num_layers=self.num_layers, controller=self.controller, depth_training=self.depth_training,
-                      depth_prior=self.depth_prior, depth_load_weight=self.depth_load_weight, **args)
+                      depth_prior=self.depth_prior, depth_load_weight=self.depth_load_weight,
+                      expert_prior=self.expert_prior, **{name: getattr(self, name) for name in MOE_ARGUMENTS})
         return config

@@ -1,11 +1,10 @@
 """The directed acyclic graph factorization machine (DAGFM) of KD-DAGFM (Tian et al., WSDM'23)."""
 
-import warnings
 
 import numpy as np
 import tensorflow as tf
 
-from tfctr.layers.validation import choice, positive_int
+from tfctr.layers.validation import choice, positive_int, renamed_argument
 
 INTERACTION_TYPES = ("inner", "outer", "kernel")
 READOUTS = ("layer_sums", "state_sum")
@@ -67,9 +66,7 @@ class DAGFM(tf.keras.layers.Layer):
 
     def __init__(self, interaction_type="inner", num_layers=3, connect=True, readout="layer_sums", apply_mask=True,
                  kernel_initializer=None, kernel_regularizer=None, **kwargs):
-        if "output" in kwargs:  # the former name, in configs saved before the rename
-            warnings.warn("DAGFM(output=) is deprecated; use readout=", DeprecationWarning, stacklevel=2)
-            readout = kwargs.pop("output")
+        readout = renamed_argument("DAGFM", kwargs, "output", "readout", readout, "layer_sums")
         super().__init__(**kwargs)
         self.interaction_type = choice("DAGFM", "interaction_type", interaction_type, INTERACTION_TYPES)
         self.num_layers = positive_int("DAGFM", "num_layers", num_layers)

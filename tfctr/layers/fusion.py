@@ -84,7 +84,7 @@ class FusionOperation(tf.keras.layers.Layer):
         if operation_weights is not None and len(operation_weights) != len(operations):
             raise ValueError(f"FusionOperation: {len(operation_weights)} operation_weights for "
                              f"{len(operations)} operations")
-        self.constant_weights = None if operation_weights is None else [float(w) for w in operation_weights]
+        self.operation_weights = None if operation_weights is None else [float(w) for w in operation_weights]
         self.product_masked_as_zero = bool(product_masked_as_zero)
         self.scaled = bool(scaled)
 
@@ -131,9 +131,9 @@ class FusionOperation(tf.keras.layers.Layer):
             mask = tf.cast(mask, xs[0].dtype)
             xs = [x * mask[i] for i, x in enumerate(xs)]
         outputs = [self._operation(op, xs, mask) for op in self.operations]
-        if op_weights is None and self.constant_weights is None:
+        if op_weights is None and self.operation_weights is None:
             return outputs[0] if len(outputs) == 1 else tf.add_n(outputs) / len(outputs)
-        weights = self.constant_weights if op_weights is None else tf.cast(op_weights, xs[0].dtype)
+        weights = self.operation_weights if op_weights is None else tf.cast(op_weights, xs[0].dtype)
         return tf.add_n([weights[i] * out for i, out in enumerate(outputs)])
 
     def compute_output_shape(self, input_shape):
@@ -141,7 +141,7 @@ class FusionOperation(tf.keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(operations=self.operations, operation_weights=self.constant_weights,
+        config.update(operations=self.operations, operation_weights=self.operation_weights,
                       product_masked_as_zero=self.product_masked_as_zero, scaled=self.scaled)
         return config
 

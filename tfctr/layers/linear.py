@@ -39,6 +39,8 @@ class LinearLogit(tf.keras.layers.Layer):
                                             embeddings_regularizer=self.kernel_regularizer, rows_l2=rows_l2,
                                             name="id_weights")
         self.rows_l2 = self.weights_by_id.rows_l2
+        # as the id-weight table validated them (one list each, per field)
+        self.vocabulary_sizes, self.poolings = self.weights_by_id.vocabulary_sizes, self.weights_by_id.poolings
         self.dense_weights = tf.keras.layers.Dense(1, use_bias=False, kernel_regularizer=self.kernel_regularizer,
                                                    name="dense_weights") if self.num_dense else None
 
@@ -48,7 +50,7 @@ class LinearLogit(tf.keras.layers.Layer):
 
     def call(self, inputs):
         inputs = as_tensor_list(inputs)
-        n_fields = len(self.weights_by_id.vocabulary_sizes)
+        n_fields = len(self.vocabulary_sizes)
         expected = n_fields + (1 if self.num_dense else 0)
         if len(inputs) != expected:
             raise ValueError(f"LinearLogit expects {expected} tensors ({n_fields} id tensors"
@@ -64,8 +66,8 @@ class LinearLogit(tf.keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            vocabulary_sizes=self.weights_by_id.vocabulary_sizes,
-            poolings=self.weights_by_id.poolings,
+            vocabulary_sizes=self.vocabulary_sizes,
+            poolings=self.poolings,
             num_dense=self.num_dense,
             kernel_regularizer=tf.keras.regularizers.serialize(self.kernel_regularizer),
             rows_l2=self.rows_l2,

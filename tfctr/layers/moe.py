@@ -14,10 +14,18 @@ from tfctr.layers.experts import (
     SelfAttentionExpert,
 )
 from tfctr.layers.noise import random_generator
-from tfctr.layers.validation import build_sublayer, check_prior, choice, pair_shapes, positive_int
+from tfctr.layers.validation import (
+    build_sublayer,
+    check_prior,
+    choice,
+    pair_shapes,
+    positive_int,
+    renamed_argument,
+)
 
 EXPERTS = {"dense": GatedDenseExpert, "cross": CrossExpert, "pin": PINExpert, "conv": ConvExpert,
            "attention": SelfAttentionExpert}
+DEFAULT_EXPERT_KINDS = ("dense", "cross", "pin", "conv", "attention")  # the paper's five, one of each
 
 
 def top_k_mask(logits, k):
@@ -102,10 +110,14 @@ class NoisyCosineGate(tf.keras.layers.Layer):
         num_choices: experts (or depths).
         k: initial top-k (default all choices: dense).
         reduction_ratio: r (default 16); ``dim``: d (default 16); ``jitter``: ε (default 0.5, the paper's run).
-        temperature: the initial τ (default 1.0).
+        initial_temperature: the initial τ (default 1.0; ``temperature=`` is its former name, deprecated: the
+            method ``temperature()`` gives the τ in force).
     """
 
-    def __init__(self, num_choices, k=None, reduction_ratio=16, dim=16, jitter=0.5, temperature=1.0, **kwargs):
+    def __init__(self, num_choices, k=None, reduction_ratio=16, dim=16, jitter=0.5, initial_temperature=1.0,
+                 **kwargs):
+        initial_temperature = renamed_argument("NoisyCosineGate", kwargs, "temperature", "initial_temperature",
+                                               initial_temperature, 1.0)
         super().__init__(**kwargs)
         self.num_choices = positive_int("NoisyCosineGate", "num_choices", num_choices)
         self.k = positive_int("NoisyCosineGate", "k", k if k is not None else num_choices)
@@ -116,9 +128,10 @@ class NoisyCosineGate(tf.keras.layers.Layer):
         if not 0.0 <= float(jitter) < 1.0:
             raise ValueError(f"NoisyCosineGate: jitter must be in [0, 1), got {jitter}")
         self.jitter = float(jitter)
-        if not float(temperature) > TEMPERATURE_FLOOR:
-            raise ValueError(f"NoisyCosineGate: temperature must exceed {TEMPERATURE_FLOOR}, got {temperature}")
-        self.initial_temperature = float(temperature)
+        if not float(initial_temperature) > TEMPERATURE_FLOOR:
+            raise ValueError(f"NoisyCosineGate: initial_temperature must exceed {TEMPERATURE_FLOOR}, "
+                             f"got {initial_temperature}")
+        self.initial_temperature = float(initial_temperature)
 
     def build(self, input_shape):
         width = int(input_shape[1]) * int(input_shape[2])
@@ -154,7 +167,7 @@ class NoisyCosineGate(tf.keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(num_choices=self.num_choices, k=self.k, reduction_ratio=self.reduction_ratio,
-                      dim=self.dim, jitter=self.jitter, temperature=self.initial_temperature)
+                      dim=self.dim, jitter=self.jitter, initial_temperature=self.initial_temperature)
         return config
 
 
@@ -183,7 +196,8 @@ class SparseMoE(tf.keras.layers.Layer):
     ``tfctr.training.routing_statistics`` and the ``RoutingMetrics`` callback report where the rows go.
 
     Args:
-        experts: expert kinds, from ``EXPERTS`` (dense, cross, pin, conv, attention), repeats allowed.
+        expert_kinds: expert kinds, from ``EXPERTS`` (dense, cross, pin, conv, attention), repeats allowed
+            (``experts=`` is its former name, deprecated: ``experts`` holds the expert layers once built).
         k: experts per example (default 3).
         num_subspaces: h of the slot layout (the attention expert needs it to recover fields).
         num_fields: F (the conv expert reduces to ⌊F/2⌋ slots, as the authors' code).
@@ -195,14 +209,16 @@ class SparseMoE(tf.keras.layers.Layer):
         dispatch: ``"sparse"`` or ``"dense"``.
     """
 
-    def __init__(self, experts=("dense", "cross", "pin", "conv", "attention"), k=3, num_subspaces=1,
-                 num_fields=None, weight_outputs_by_gates=True, residual=True, normalize=False, prior=None,
-                 load_weight=1.0, gate_reduction_ratio=16, gate_dim=16, jitter=0.5, gate_temperature=1.0,
-                 dispatch="sparse", **kwargs):
+    def __init__(self, expert_kinds=DEFAULT_EXPERT_KINDS, k=3, num_subspaces=1, num_fields=None,
+                 weight_outputs_by_gates=True, residual=True, normalize=False, prior=None, load_weight=1.0,
+                 gate_reduction_ratio=16, gate_dim=16, jitter=0.5, gate_temperature=1.0, dispatch="sparse",
+                 **kwargs):
+        expert_kinds = renamed_argument("SparseMoE", kwargs, "experts", "expert_kinds", expert_kinds,
+                                        DEFAULT_EXPERT_KINDS)
         super().__init__(**kwargs)
-        self.expert_kinds = [choice("SparseMoE", "experts", e, EXPERTS) for e in experts]
+        self.expert_kinds = [choice("SparseMoE", "expert_kinds", e, EXPERTS) for e in expert_kinds]
         if not self.expert_kinds:
-            raise ValueError("SparseMoE: experts must not be empty")
+            raise ValueError("SparseMoE: expert_kinds must not be empty")
         self.k = positive_int("SparseMoE", "k", k)
         if self.k > len(self.expert_kinds):
             raise ValueError(f"SparseMoE: k={k} exceeds the {len(self.expert_kinds)} experts")
@@ -264,7 +280,7 @@ class SparseMoE(tf.keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(experts=self.expert_kinds, k=self.k, num_subspaces=self.num_subspaces,
+        config.update(expert_kinds=self.expert_kinds, k=self.k, num_subspaces=self.num_subspaces,
                       num_fields=self.num_fields, weight_outputs_by_gates=self.weight_outputs_by_gates,
                       residual=self.residual, normalize=self.normalize, prior=self.prior,
                       load_weight=self.load_weight, gate_reduction_ratio=self.gate_reduction_ratio,

@@ -1,6 +1,10 @@
 """Helpers shared by tfctr layers: argument checks that name the argument, input lists, initialisers."""
 
+import warnings
+
 import tensorflow as tf
+
+_MISSING = object()
 
 
 def positive_int(layer: str, name: str, value) -> int:
@@ -62,6 +66,18 @@ def pair_shapes(layer: str, input_shape, pair_only: bool = False) -> tuple:
     if x0[1:] != x[1:]:
         raise ValueError(f"{layer}: x0 {x0.as_list()} and x {x.as_list()} must have the same shape")
     return x0, x
+
+
+def renamed_argument(layer: str, kwargs: dict, former: str, current: str, value, default=_MISSING):
+    """``value`` of argument ``current``, or the value given under its deprecated ``former`` name (popped from
+    ``kwargs``, with a DeprecationWarning): configs saved before a rename still load. A TypeError when both are
+    given (``default``: ``current``'s default, which tells "not given" from "given")."""
+    if former not in kwargs:
+        return value
+    if default is not _MISSING and value != default:
+        raise TypeError(f"{layer}: give {current} or its former name {former}, not both")
+    warnings.warn(f"{layer}({former}=) is deprecated; use {current}=", DeprecationWarning, stacklevel=3)
+    return kwargs.pop(former)
 
 
 def fresh(initializer):

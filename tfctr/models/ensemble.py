@@ -3,11 +3,10 @@
 import tensorflow as tf
 
 from tfctr.layers import AdaEnsembleNetwork, SubspaceSplit
+from tfctr.layers.moe import DEFAULT_EXPERT_KINDS
 from tfctr.models.inputs import embed_fields, head, model_inputs
 from tfctr.models.recipe import L2_EMBEDDING
 from tfctr.models.registry import register
-
-DEFAULT_EXPERTS = ("dense", "cross", "pin", "conv", "attention")
 
 
 def _ensemble(spec, name, embedding_dim, num_subspaces, l2_embedding, **network_args):
@@ -24,8 +23,8 @@ def _ensemble(spec, name, embedding_dim, num_subspaces, l2_embedding, **network_
 
 
 @register("adaensemble")
-def adaensemble(spec, embedding_dim=16, num_subspaces=None, num_layers=4, experts=DEFAULT_EXPERTS, k=3,
-                controller=False, depth_training="straight_through", expert_prior=None, depth_prior=None,
+def adaensemble(spec, embedding_dim=16, num_subspaces=None, num_layers=4, expert_kinds=DEFAULT_EXPERT_KINDS,
+                k=3, controller=False, depth_training="straight_through", expert_prior=None, depth_prior=None,
                 load_weight=0.0, depth_load_weight=0.0, weight_outputs_by_gates=True, normalize=False,
                 gate_reduction_ratio=16, jitter=0.5, gate_temperature=1.0, dispatch="sparse",
                 l2_embedding=L2_EMBEDDING):
@@ -44,7 +43,7 @@ def adaensemble(spec, embedding_dim=16, num_subspaces=None, num_layers=4, expert
     worst-calibrated part; the load regulariser forced rows onto the weak experts. ``depth_load_weight``
     stays 0 with the controller on: forcing 10% of the examples out after one layer gave Adult 0.8986 / 0.3897."""
     return _ensemble(spec, "adaensemble", embedding_dim, num_subspaces, l2_embedding, num_layers=num_layers,
-                     experts=experts, k=k, controller=controller, depth_training=depth_training,
+                     expert_kinds=expert_kinds, k=k, controller=controller, depth_training=depth_training,
                      expert_prior=expert_prior, depth_prior=depth_prior, load_weight=load_weight,
                      depth_load_weight=depth_load_weight, weight_outputs_by_gates=weight_outputs_by_gates,
                      normalize=normalize, gate_reduction_ratio=gate_reduction_ratio, jitter=jitter,
@@ -52,13 +51,13 @@ def adaensemble(spec, embedding_dim=16, num_subspaces=None, num_layers=4, expert
 
 
 @register("densemoe")
-def densemoe(spec, embedding_dim=16, num_subspaces=None, num_layers=4, experts=DEFAULT_EXPERTS,
+def densemoe(spec, embedding_dim=16, num_subspaces=None, num_layers=4, expert_kinds=DEFAULT_EXPERT_KINDS,
              weight_outputs_by_gates=True, normalize=False, gate_reduction_ratio=16, jitter=0.5, gate_temperature=1.0,
              l2_embedding=L2_EMBEDDING):
     """DenseMoE, AdaEnsemble's comparison: every expert on every example at every layer (k = #experts), no
     depth controller."""
     return _ensemble(spec, "densemoe", embedding_dim, num_subspaces, l2_embedding, num_layers=num_layers,
-                     experts=experts, k=len(experts), controller=False,
+                     expert_kinds=expert_kinds, k=len(expert_kinds), controller=False,
                      weight_outputs_by_gates=weight_outputs_by_gates, normalize=normalize,
                      gate_reduction_ratio=gate_reduction_ratio, jitter=jitter, gate_temperature=gate_temperature,
                      dispatch="dense")

@@ -7,9 +7,11 @@ import warnings
 _BUILDERS = {}
 _TRAINING = {}
 # former names of hyper-parameters: one name per idea across the zoo (the number of interaction layers is
-# num_layers; OptFusion keeps num_levels, its unit being a level of one cross and one MLP layer); the former
+# num_layers; OptFusion keeps num_levels, its unit being a level of one cross and one MLP layer; the kinds of
+# a mixture's experts are expert_kinds, as SparseMoE stores them, whose ``experts`` are the built layers); the former
 # names are still accepted, with a DeprecationWarning, for one release
-RENAMED = {"num_cross_layers": "num_layers", "attention_layers": "num_layers", "pin_layers": "num_layers"}
+RENAMED = {"num_cross_layers": "num_layers", "attention_layers": "num_layers", "pin_layers": "num_layers",
+           "experts": "expert_kinds"}
 
 
 def register(name: str, **training):
