@@ -41,7 +41,9 @@ from tensorflow_serving.apis import (
 
 from tfctr._version import __version__
 from tfctr.data.encoding import RawFeatureEncoder, example_row, parse_examples, serving_dtype
+from tfctr.defaults import DEFAULT_PROBABILITY_TOLERANCE, SERVING_PRECISIONS
 from tfctr.export.folding import fold_for_serving
+from tfctr.export.precision import bfloat16_copy, compute_dtype, probability_difference
 from tfctr.features import FeatureSpec
 from tfctr.models import logit_model
 
@@ -160,7 +162,8 @@ def remove_stale_staging(model_dir: Path, older_than: float = STALE_STAGING_SECO
 
 
 def export_saved_model(model_or_run, spec: FeatureSpec | None, base_path, name: str,
-                       version: int | None = None) -> Path:
+                       version: int | None = None, precision: str = "float32", check_data=None,
+                       probability_tolerance: float = DEFAULT_PROBABILITY_TOLERANCE) -> Path:
     """Exports a model (or a run directory of ``tfctr train``) to ``base_path/name/<version>/``.
 
     Args:
@@ -171,6 +174,10 @@ def export_saved_model(model_or_run, spec: FeatureSpec | None, base_path, name: 
         base_path: TF Serving's ``--model_base_path`` parent directory.
         name: the model name (a directory under base_path).
         version: a positive integer; the next free integer by default. An existing version is never replaced.
+        precision: ``"float32"`` (default: the model as trained) or ``"bfloat16"``: the served graph computes in
+            bfloat16 (``tfctr.export.precision``), exported only if its probabilities stay within
+            ``probability_tolerance`` of the model's on ``check_data`` (Parquet; default: a run's validation
+            split); the measurement goes into the model card under ``"precision"``.
 
     Returns:
         The path of the written version.
@@ -186,7 +193,7 @@ def export_saved_model(model_or_run, spec: FeatureSpec | None, base_path, name: 
         config_path = run.run_dir / "config.json"
         config = json.loads(config_path.read_text()) if config_path.exists() else {}
         card.update(model=config.get("model"), hyper_parameters=config.get("hyper_parameters", {}),
-                    metrics=run.metrics)
+                    metrics=run.metrics, check_data=config.get("training", {}).get("valid"))
     else:
         model = model_or_run
         card.update(json.loads(getattr(model, "tfctr_card", "{}")))  # what tfctr.models.build recorded
@@ -203,7 +210,25 @@ def export_saved_model(model_or_run, spec: FeatureSpec | None, base_path, name: 
     if final.exists():
         raise FileExistsError(f"version {version} of model '{name}' already exists at {final}")
 
-    module = ServingModule(fold_for_serving(model), spec)
+    if precision not in SERVING_PRECISIONS:
+        raise ValueError(f"precision must be one of {SERVING_PRECISIONS}, got {precision!r}")
+    if precision == "bfloat16":
+        check_data = check_data or card.get("check_data")
+        if not check_data:
+            raise ValueError("a bfloat16 export needs check_data: Parquet rows on which to measure how far its "
+                             "probabilities move from the float32 model's")
+        served = bfloat16_copy(model, card, spec)
+        difference = probability_difference(model, served, spec, check_data)
+        if difference["max_abs"] > probability_tolerance:
+            raise ValueError(f"bfloat16 moves a probability by {difference['max_abs']:.4g} on {check_data} (mean "
+                             f"{difference['mean_abs']:.3g}), more than probability_tolerance="
+                             f"{probability_tolerance}: export in float32, or raise the tolerance")
+        card["precision"] = dict(compute="bfloat16", check_data=str(check_data), **difference)
+    else:
+        served = fold_for_serving(model)
+        card["precision"] = {"compute": compute_dtype(model)}
+    card.pop("check_data", None)
+    module = ServingModule(served, spec)
     card.update(model=card["model"] or model.name, tfctr_version=__version__, tensorflow_version=tf.__version__,
                 exported_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 signatures=sorted(METHOD_NAMES))

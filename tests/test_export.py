@@ -215,3 +215,30 @@ def test_model_card_from_the_python_api(small_data, small_spec, tmp_path):
     trained = export_saved_model(result, None, tmp_path, "trained")  # a TrainResult, as train returns it
     card = json.loads((trained / "assets.extra" / "model_card.json").read_text())
     assert card["model"] == "lr" and card["metrics"]["valid"]["model"]["auc"] == result.metrics["valid"]["model"]["auc"]
+
+
+def test_bfloat16_export_computes_in_bfloat16_within_its_measured_tolerance(small_data, small_spec, tmp_path):
+    from tfctr.data import parquet_dataset
+
+    model = models.build("dagfm", small_spec, embedding_dim=4)  # folds at export (its masks dropped)
+    model.compile(tf.keras.optimizers.Adam(1e-2), "binary_crossentropy")  # trained: untrained logits reach 300
+    model.fit(parquet_dataset(small_data["train"], small_spec, 512), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="check_data"):  # nothing to measure the difference on
+        export_saved_model(model, small_spec, tmp_path, "m", precision="bfloat16")
+    with pytest.raises(ValueError, match="probability_tolerance=0"):
+        export_saved_model(model, small_spec, tmp_path, "m", precision="bfloat16", check_data=small_data["valid"],
+                           probability_tolerance=0.0)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        export_saved_model(model, small_spec, tmp_path, "m", precision="float16")
+    assert not (tmp_path / "m" / "1").exists()  # a refused export writes no version
+    path = export_saved_model(model, small_spec, tmp_path, "m", precision="bfloat16", check_data=small_data["valid"])
+    check = json.loads((path / "assets.extra" / "model_card.json").read_text())["precision"]
+    assert check["compute"] == "bfloat16" and check["rows"] == 3000 and 0 < check["max_abs"] <= 0.01
+    # the served graph is the bfloat16 one: its largest difference to the float32 model on the same rows is the
+    # one the export measured (and not 0)
+    raw = arrow_to_serving(pq.read_table(small_data["valid"]), small_spec)
+    served = tf.saved_model.load(str(path)).signatures["serving_default"](**{k: tf.constant(v) for k, v in raw.items()})
+    expected = predict_split(model, small_data["valid"], small_spec)
+    assert np.abs(served["probability"].numpy() - expected).max() == pytest.approx(check["max_abs"], rel=1e-3)
+    float32 = export_saved_model(model, small_spec, tmp_path, "m")
+    assert json.loads((float32 / "assets.extra" / "model_card.json").read_text())["precision"] == {"compute": "float32"}

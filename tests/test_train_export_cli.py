@@ -58,10 +58,13 @@ def test_train_writes_a_complete_run(cli_run, small_data):
 
 def test_export_cli_versions_and_serving_predictions(cli_run, small_data, tmp_path):
     base = tmp_path / "models"
-    for expected in ("1", "2"):
-        done = _tfctr("export", "--run", str(cli_run), "--model-base-path", str(base), "--name", "ctr")
+    for expected, precision in (("1", "float32"), ("2", "bfloat16")):
+        done = _tfctr("export", "--run", str(cli_run), "--model-base-path", str(base), "--name", "ctr",
+                      "--precision", precision)
         assert done.returncode == 0, done.stderr[-3000:]
         assert done.stdout.strip().endswith(os.path.join("ctr", expected))
+    # version 2 serves in bfloat16, checked on the run's validation split
+    assert "serving in bfloat16: max |Δprobability|" in done.stdout and small_data["valid"] in done.stdout
     assert sorted(os.listdir(base / "ctr")) == ["1", "2"]  # no temporary directory left behind
     done = _tfctr("export", "--run", str(cli_run), "--model-base-path", str(base), "--name", "ctr", "--version", "2")
     assert done.returncode == 2 and "already exists" in done.stderr

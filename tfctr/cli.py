@@ -137,7 +137,12 @@ def _cmd_search_fusion(args):
 def _cmd_export(args):
     from tfctr.export import export_saved_model
 
-    path = export_saved_model(args.run, None, args.model_base_path, args.name, args.version)
+    path = export_saved_model(args.run, None, args.model_base_path, args.name, args.version, args.precision,
+                              args.check_data, args.probability_tolerance)
+    precision = json.loads((path / "assets.extra" / "model_card.json").read_text())["precision"]
+    if "max_abs" in precision:
+        print(f"serving in {precision['compute']}: max |Δprobability| {precision['max_abs']:.2e}, mean "
+              f"{precision['mean_abs']:.2e} against float32 on {precision['rows']} rows of {precision['check_data']}")
     print(path)
 
 
@@ -393,11 +398,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "--learning-rate)")
     p.set_defaults(func=_cmd_search_fusion)
 
+    from tfctr.defaults import DEFAULT_PROBABILITY_TOLERANCE, SERVING_PRECISIONS
+
     p = command("export", "export a run as a TF Serving SavedModel")
     p.add_argument("--run", required=True, help="a run directory of train, search-fusion or distill (its last stage)")
     p.add_argument("--model-base-path", required=True, help="TF Serving's model base path (versions go in NAME/)")
     p.add_argument("--name", required=True, help="the model name clients ask for")
     p.add_argument("--version", type=int, help="version number (default: the newest there + 1)")
+    p.add_argument("--precision", choices=SERVING_PRECISIONS, default="float32",
+                   help="bfloat16: the served graph computes in bfloat16 (fast on CPUs with AMX/AVX512-BF16, slower "
+                        "without), exported only if its probabilities stay within --probability-tolerance of float32")
+    p.add_argument("--check-data", help="Parquet rows for the bfloat16 check (default: the run's validation split)")
+    p.add_argument("--probability-tolerance", type=float, default=DEFAULT_PROBABILITY_TOLERANCE,
+                   help="largest |Δprobability| a bfloat16 export may have on the check rows (default %(default)s)")
     p.set_defaults(func=_cmd_export)
 
     p = command("convert", "convert Criteo TSV or Avazu CSV to Parquet")
