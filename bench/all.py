@@ -49,6 +49,7 @@ SUITE = (
     Job("serving_adaensemble", ("serving.py", "--model", "adaensemble", "--seconds", "2")),
     Job("serving_faults", ("serving_faults.py",)),
     Job("batch1_latency", ("batch1_latency.py",)),
+    Job("serving_precision", ("serving_precision.py",)),
     Job("apg", ("apg.py",)),
     Job("quality_v100", ("quality.py", "--seeds", "0", "1")),
     Job("quality_v100_users4_wdl_apg_wdl_dcnv2_apg_dcnv2",

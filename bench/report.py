@@ -207,6 +207,27 @@ def batch1_latency_table(result):
     return "\n".join(lines)
 
 
+def serving_precision_table(result):
+    hardware = result["machine"].get("bfloat16_hardware")
+    where = ("a CPU with bfloat16 instructions" if hardware else "a CPU without bfloat16 instructions (emulated)"
+             if hardware is not None else "an unrecorded CPU")
+    lines = [f"Each model trained {result['epochs']} epochs on {result['rows']:,} synthetic rows with learnable "
+             f"crosses, exported by `tfctr export` in float32 and with `--precision bfloat16`, both graphs called "
+             f"on the whole test split and timed on {where}. {_machine(result)}", "",
+             "| model | max / mean \\|Δp\\| on test | test AUC float32 / bfloat16 | test logloss float32 / bfloat16 | "
+             "batch 1024: float32 / bfloat16 ms (speed-up) | batch 1: float32 / bfloat16 ms |",
+             "|---|---|---|---|---|---|"]
+    for name, row in result["models"].items():
+        test, ms = row["test"], row["latency_ms"]
+        lines.append(
+            f"| {name} | {row['test_max_abs_probability_difference']:.4f} / "
+            f"{row['test_mean_abs_probability_difference']:.4f} | {test['float32']['auc']:.4f} / "
+            f"{test['bfloat16']['auc']:.4f} | {test['float32']['logloss']:.4f} / {test['bfloat16']['logloss']:.4f} | "
+            f"{ms['float32']['1024']:.1f} / {ms['bfloat16']['1024']:.1f} ({row['batch1024_speedup']:.2f}×) | "
+            f"{ms['float32']['1']:.2f} / {ms['bfloat16']['1']:.2f} |")
+    return "\n".join(lines)
+
+
 def adaensemble_defaults_table(result):
     names = {"paper": "paper form (controller, λ = 1)", "nc": "controller off, λ = 1",
              "default": "**defaults** (controller off, λ = 0)", "densemoe": "DenseMoE"}
@@ -403,6 +424,11 @@ SECTIONS = (
      "In-process is the exported `serving_default` called the way `tfctr serve` calls it; the gRPC p50 adds the "
      "server's request decoding and checks, gRPC and the Python client. At batch 1 the floor (encoding plus the "
      "call itself) is most of every model's time, which bounds the student's speed-up by teacher / floor."),
+    ("Serving in bfloat16 (`tfctr export --precision bfloat16`)", "serving_precision", serving_precision_table,
+     None,
+     "The export itself refuses a bfloat16 graph whose probabilities move by more than `--probability-tolerance` "
+     "(0.01) on the validation rows. The speed-up is the point on CPUs with AMX / AVX512-BF16; on AVX2-only "
+     "CPUs TensorFlow emulates bfloat16 and the export is for the accuracy check only."),
     ("Serving AdaEnsemble (per-example early exit in the SavedModel)", "serving_adaensemble", serving_table, None,
      ""),
     ("Serving while versions are swapped in, and memory after oversized requests", "serving_faults",
@@ -442,7 +468,8 @@ SUITE_RESULTS = {name for _, name, *_ in SECTIONS}
 # result files that other commands produced (larger or ablation runs): shown after the suite's sections
 EXTRA_TABLES = {"leaderboard": leaderboard_table, "adaensemble": adaensemble_table, "kd_dagfm": kd_dagfm_table,
                 "quality": quality_table, "optfusion": optfusion_table, "distributed": distributed_table,
-                "serving": serving_table, "train_throughput_precision": precision_table}
+                "serving_precision": serving_precision_table, "serving": serving_table,
+                "train_throughput_precision": precision_table}
 
 
 def _extra_renderer(name):
