@@ -3,8 +3,10 @@ defaults (model selection, epochs, learning rate) with only the compared hyper-p
 200k rows of synthetic data with learnable crosses (at most 2 epochs there, as the 200k leaderboard).
 
 Variants: ``default`` (the model's defaults: no controller, no load regulariser), ``paper`` (controller on,
-λ = 1), ``nc`` (controller off, λ = 1), ``densemoe``. Every finished run is appended to
-``bench/results/adaensemble_defaults.jsonl`` and the summary (mean ± std per dataset and variant) written to
+λ = 1), ``nc`` (controller off, λ = 1), ``densemoe``, ``controller`` (the defaults with the depth controller on:
+k = 3 with per-example early exit, λ = 0), ``no_jitter`` (the defaults with ε = 0: no noise on the gates' input
+in training) and ``only_<kind>`` (one expert alone, k = 1). Every finished run is
+appended to ``bench/results/adaensemble_defaults.jsonl`` and the summary (mean ± std per dataset and variant) written to
 ``bench/results/adaensemble_defaults.json``.
 
     python bench/adaensemble_defaults.py --data adult --variants default densemoe --seeds 0 1 2
@@ -20,12 +22,17 @@ import tempfile
 import numpy as np
 from common import ADULT, CRITEO_LIKE, RESULTS, synthetic, write_result
 
+from tfctr.layers.moe import DEFAULT_EXPERT_KINDS
 from tfctr.training import train
 from tfctr.training.train import resolve_spec
 
 LEARNABLE = dataclasses.replace(CRITEO_LIKE, cross_vocabulary_size=200, seed=7)
 VARIANTS = {"default": ("adaensemble", {}), "paper": ("adaensemble", {"controller": True, "load_weight": 1.0}),
-            "nc": ("adaensemble", {"controller": False, "load_weight": 1.0}), "densemoe": ("densemoe", {})}
+            "nc": ("adaensemble", {"controller": False, "load_weight": 1.0}), "densemoe": ("densemoe", {}),
+            "controller": ("adaensemble", {"controller": True}),  # the defaults with the depth controller on
+            "no_jitter": ("adaensemble", {"jitter": 0.0})}  # the defaults with a noise-free gate in training
+# each expert alone (k = 1 of 1, the defaults otherwise): what the mixture has to beat
+VARIANTS.update({f"only_{kind}": ("adaensemble", {"expert_kinds": [kind], "k": 1}) for kind in DEFAULT_EXPERT_KINDS})
 RUNS = RESULTS / "adaensemble_defaults.jsonl"
 
 

@@ -50,7 +50,9 @@ def main():
                                                                for f, m in zip(runs["float32"], runs["mixed"]))}
             print(name, f"mixed - float32 AUC {rows[name]['auc_gap_mean']:+.4f} ± {rows[name]['auc_gap_std']:.4f}",
                   flush=True)
-    write_result("precision_quality", {"rows": args.rows, "epochs": args.epochs, "seeds": args.seeds, "models": rows})
+            # written after every model, so a run stopped early keeps what it measured
+            write_result("precision_quality", {"rows": args.rows, "epochs": args.epochs, "seeds": args.seeds,
+                                               "models": rows, "complete": len(rows) == len(args.models)})
 
 
 if __name__ == "__main__":

@@ -207,6 +207,23 @@ def batch1_latency_table(result):
     return "\n".join(lines)
 
 
+def precision_quality_table(result):
+    lines = [f"Test AUC / logloss after the same {result['epochs']} epochs in float32 and in mixed precision (bfloat16 "
+             f"on this CPU), same data ({result['rows']:,} synthetic rows with learnable crosses) and seed in each "
+             f"pair. {_machine(result)}", "",
+             "| model | seeds | AUC float32 | AUC mixed | mixed − float32 AUC | logloss float32 / mixed |",
+             "|---|---|---|---|---|---|"]
+    for name, row in result["models"].items():
+        f32, mixed = row["float32"], row["mixed"]
+        mean = statistics.fmean
+        lines.append(f"| {name} | {', '.join(str(r['seed']) for r in f32)} | {mean(r['auc'] for r in f32):.4f} | "
+                     f"{mean(r['auc'] for r in mixed):.4f} | {row['auc_gap_mean']:+.4f} ± {row['auc_gap_std']:.4f} | "
+                     f"{mean(r['logloss'] for r in f32):.4f} / {mean(r['logloss'] for r in mixed):.4f} |")
+    if not result.get("complete", True):
+        lines += ["", "The run was stopped before every model had its turn: only the rows above were measured."]
+    return "\n".join(lines)
+
+
 def serving_precision_table(result):
     hardware = result["machine"].get("bfloat16_hardware")
     where = ("a CPU with bfloat16 instructions" if hardware else "a CPU without bfloat16 instructions (emulated)"
@@ -230,12 +247,15 @@ def serving_precision_table(result):
 
 def adaensemble_defaults_table(result):
     names = {"paper": "paper form (controller, λ = 1)", "nc": "controller off, λ = 1",
-             "default": "**defaults** (controller off, λ = 0)", "densemoe": "DenseMoE"}
+             "default": "**defaults** (controller off, λ = 0)",
+             "controller": "controller on, λ = 0 (k = 3, early exit)", "no_jitter": "defaults with gate jitter ε = 0",
+             "densemoe": "DenseMoE",
+             **{f"only_{kind}": f"{kind} expert alone" for kind in ("dense", "cross", "pin", "conv", "attention")}}
     lines = ["Test AUC / logloss (mean ± std over the seeds listed), `tfctr train` defaults otherwise; synthetic: "
              "200k rows with learnable crosses, at most 2 epochs. Each run names where it came from in the JSON. "
              f"{_machine(result)}", "", "| data | variant | seeds | AUC | logloss |", "|---|---|---|---|---|"]
     for data, variants in result["summary"].items():
-        for variant in ("paper", "nc", "default", "densemoe"):
+        for variant in names:
             if variant in variants:
                 v = variants[variant]
                 lines.append(f"| {data} | {names[variant]} | {', '.join(map(str, v['seeds']))} "
@@ -469,6 +489,7 @@ SUITE_RESULTS = {name for _, name, *_ in SECTIONS}
 EXTRA_TABLES = {"leaderboard": leaderboard_table, "adaensemble": adaensemble_table, "kd_dagfm": kd_dagfm_table,
                 "quality": quality_table, "optfusion": optfusion_table, "distributed": distributed_table,
                 "serving_precision": serving_precision_table, "serving": serving_table,
+                "precision_quality": precision_quality_table,
                 "train_throughput_precision": precision_table}
 
 
