@@ -16,8 +16,6 @@ TensorFlow emulates bfloat16 and serving is slower than float32 (``bench/serving
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import tensorflow as tf
 
@@ -25,18 +23,9 @@ from tfctr.data.parquet import parquet_dataset
 from tfctr.defaults import DEFAULT_PROBABILITY_TOLERANCE, SERVING_PRECISIONS  # noqa: F401 (re-exported here)
 from tfctr.export.folding import fold_for_serving
 from tfctr.features import FeatureSpec
+from tfctr.utils import global_policy
 
 CHECK_ROWS = 4096
-
-
-@contextlib.contextmanager
-def _global_policy(name: str):
-    previous = tf.keras.mixed_precision.global_policy()
-    tf.keras.mixed_precision.set_global_policy(name)
-    try:
-        yield
-    finally:
-        tf.keras.mixed_precision.set_global_policy(previous)
 
 
 def bfloat16_copy(model: tf.keras.Model, card: dict, spec: FeatureSpec) -> tf.keras.Model:
@@ -50,7 +39,7 @@ def bfloat16_copy(model: tf.keras.Model, card: dict, spec: FeatureSpec) -> tf.ke
     if name not in available():
         raise ValueError(f"a bfloat16 export rebuilds the model from its registry name and hyper-parameters; "
                          f"this model's card names {name!r}, which is not a registered model")
-    with _global_policy("mixed_bfloat16"):
+    with global_policy("mixed_bfloat16"):
         copy = build(name, spec, **card.get("hyper_parameters", {}))
         if len(copy.weights) != len(model.weights):
             raise ValueError(f"the rebuilt '{name}' has {len(copy.weights)} weights, the model {len(model.weights)}:"

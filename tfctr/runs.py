@@ -9,7 +9,6 @@ how a run is trained, so that export depends on it and not on training.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 import tensorflow as tf
 
 from tfctr.features import FeatureSpec
+from tfctr.utils import global_policy
 
 
 @dataclasses.dataclass
@@ -93,16 +93,9 @@ def saved_precision_policy(path) -> str | None:
     return None
 
 
-@contextlib.contextmanager
 def _policy_of(path):
     """Loads under the global policy the model was trained under: layers that build sublayers of their own give
     them the global policy, so a mixed-precision model loaded under float32 would mix float32 sublayers into
     layers computing in float16 / bfloat16."""
-    policy, previous = saved_precision_policy(path), tf.keras.mixed_precision.global_policy()
-    if policy:
-        tf.keras.mixed_precision.set_global_policy(policy)
-    try:
-        yield
-    finally:
-        tf.keras.mixed_precision.set_global_policy(previous)
+    return global_policy(saved_precision_policy(path))
 

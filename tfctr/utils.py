@@ -1,5 +1,6 @@
-"""Small helpers shared across tfctr: seeding."""
+"""Small helpers shared across tfctr: seeding, the global Keras precision policy, free ports."""
 
+import contextlib
 import os
 import random
 
@@ -23,6 +24,19 @@ def set_seed(seed: int, deterministic_ops: bool = False) -> None:
     os.environ["PYTHONHASHSEED"] = str(seed)
     if deterministic_ops:
         tf.config.experimental.enable_op_determinism()
+
+
+@contextlib.contextmanager
+def global_policy(name):
+    """Layers built inside use the Keras mixed-precision policy ``name`` (``"mixed_bfloat16"``, …; None keeps
+    the current one); the previous global policy is restored on exit."""
+    previous = tf.keras.mixed_precision.global_policy()
+    if name:
+        tf.keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
 
 
 def free_ports(count: int = 1) -> list[int]:

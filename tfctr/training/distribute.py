@@ -20,7 +20,6 @@ the global batch (``tf.nn.compute_average_loss``) and layer losses scaled once p
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -30,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfctr.defaults import STRATEGIES
+from tfctr.utils import global_policy
 
 _MULTI_WORKER = None  # this process's MultiWorkerMirroredStrategy (``strategy("multi_worker")``)
 CLUSTER_STRATEGIES = ("multi_worker", "parameter_server")
@@ -167,14 +167,7 @@ def mixed_precision_policy() -> str:
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
 
 
-@contextlib.contextmanager
 def precision(mixed: bool):
     """Layers built inside compute in ``mixed_precision_policy()`` when ``mixed`` (float32 otherwise); the
     global Keras policy is restored on exit."""
-    policy = tf.keras.mixed_precision.global_policy()
-    if mixed:
-        tf.keras.mixed_precision.set_global_policy(mixed_precision_policy())
-    try:
-        yield
-    finally:
-        tf.keras.mixed_precision.set_global_policy(policy)
+    return global_policy(mixed_precision_policy() if mixed else None)
