@@ -172,10 +172,16 @@ def serving_faults_table(result):
     return "\n".join(lines)
 
 
-def precision_table(result):
+def _bfloat16_cpu(result) -> str:
+    """Whether the result's CPU computes bfloat16 in hardware, in words."""
     hardware = result["machine"].get("bfloat16_hardware")
-    where = ("a CPU with bfloat16 instructions" if hardware else "a CPU without bfloat16 instructions (emulated)"
-             if hardware is not None else "an unrecorded CPU")
+    if hardware is None:
+        return "an unrecorded CPU"
+    return "a CPU with bfloat16 instructions" if hardware else "a CPU without bfloat16 instructions (emulated)"
+
+
+def precision_table(result):
+    where = _bfloat16_cpu(result)
     lines = [f"Training ex/s in float32 and in mixed precision, back to back in each of {result['repeats']} rounds, "
              f"batch {result['batch_size']}, on {where}. {_machine(result)}", "",
              "| model | float32 ex/s | mixed ex/s | mixed / float32 (median of rounds) |", "|---|---|---|---|"]
@@ -225,9 +231,7 @@ def precision_quality_table(result):
 
 
 def serving_precision_table(result):
-    hardware = result["machine"].get("bfloat16_hardware")
-    where = ("a CPU with bfloat16 instructions" if hardware else "a CPU without bfloat16 instructions (emulated)"
-             if hardware is not None else "an unrecorded CPU")
+    where = _bfloat16_cpu(result)
     lines = [f"Each model trained {result['epochs']} epochs on {result['rows']:,} synthetic rows with learnable "
              f"crosses, exported by `tfctr export` in float32 and with `--precision bfloat16`, both graphs called "
              f"on the whole test split and timed on {where}. {_machine(result)}", "",
