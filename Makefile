@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: test demo bench bench-report bench-deepctr-venv clean
+.PHONY: test demo bench bench-report bench-deepctr-venv bench-fuxictr-venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ bench/.venv-deepctr/bin/python:
 	bench/.venv-deepctr/bin/pip install --quiet "tensorflow==2.21.*" "tf-keras==2.21.*" deepctr
 
 bench-deepctr-venv: bench/.venv-deepctr/bin/python
+
+# FuxiCTR (PyTorch, CPU) for bench/train_throughput.py --against fuxictr; not part of make bench
+bench/.venv-fuxictr/bin/python:
+	$(PYTHON) -m venv bench/.venv-fuxictr
+	bench/.venv-fuxictr/bin/pip install --quiet "torch==2.13.0" "fuxictr==2.3.10"
+
+bench-fuxictr-venv: bench/.venv-fuxictr/bin/python
 
 # the whole suite, one benchmark at a time (they share the cores), then BENCHMARKS.md and its plots (about 2.5 h on 2 cores)
 bench: $(VENV)/.installed-bench bench-deepctr-venv

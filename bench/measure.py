@@ -6,11 +6,11 @@ No tfctr import here: the DeepCTR side runs in its own virtual environment.
 
 from __future__ import annotations
 
-import resource
 import time
 
 import numpy as np
 import tensorflow as tf
+from rss import peak_rss_mb
 
 
 def matmul_peak_flops(n: int = 4096, repeats: int = 20) -> float:
@@ -69,10 +69,6 @@ def inference_latency_ms(model, inputs: dict, batch_size: int, repeats: int = 30
         tf.nest.flatten(predict(x))[0].numpy()
         times.append((time.perf_counter() - start) * 1000)
     return float(np.median(times))
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure_model(model, inputs: dict, labels: np.ndarray, batch_size: int, min_seconds: float = 15.0) -> dict:

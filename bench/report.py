@@ -33,20 +33,32 @@ def _machine(result):
     return f"{m['cpu']}, {m['cores']} cores, TensorFlow {m['tensorflow']}; `{_command(result)}`, {result['date']}"
 
 
+COMPETITOR_NAMES = {"deepctr": "DeepCTR", "fuxictr": "FuxiCTR"}  # train_throughput.py --against
+
+
 def throughput_table(result):
+    against = result.get("against", "deepctr")  # older results measured DeepCTR only
+    other = COMPETITOR_NAMES[against]
     peak = result["matmul_peak_flops"] / 1e9
     peaks = result.get("matmul_peak_runs", [])
-    rounds = (f"; every model measured in {result['repeats']} rounds, tfctr and DeepCTR back to back: median "
-              f"round per side, tfctr / DeepCTR = the median of the rounds' ratios (their range in brackets); "
+    rounds = (f"; every model measured in {result['repeats']} rounds, tfctr and {other} back to back: median "
+              f"round per side, tfctr / {other} = the median of the rounds' ratios (their range in brackets); "
               f"matmul peak = median of {len(peaks)} measurements, {min(peaks) / 1e9:.0f}-{max(peaks) / 1e9:.0f}"
               if result.get("repeats", 1) > 1 else "")
+    clipping = (f"; both sides clip the gradient at global norm {result['clipnorm']:g}" if result.get("clipnorm")
+                else "")
+    rss = ("" if result.get("rss_measure") == "VmHWM" else
+           " Peak RSS in this run was read with getrusage, which Linux floors at the peak of the parent process "
+           "(the runner, with TensorFlow and the data loaded): a figure near the column's minimum is that floor, "
+           "not the model's (`bench/rss.py`, used since).")
     lines = [f"Training at batch {result['batch_size']}, D = {result['embedding_dim']}, {result['rows']:,} rows; "
-             f"float32 matmul peak measured in the run: {peak:.0f} GFLOP/s{rounds}. {_machine(result)}", "",
-             "| model | tfctr ex/s | DeepCTR ex/s | tfctr / DeepCTR | tfctr % of matmul peak | tfctr peak RSS MB "
-             "| DeepCTR peak RSS MB | tfctr latency ms (1 / 1024) | DeepCTR latency ms (1 / 1024) |",
+             f"float32 matmul peak measured in the run: {peak:.0f} GFLOP/s{rounds}{clipping}. {_machine(result)}"
+             f"{rss}", "",
+             f"| model | tfctr ex/s | {other} ex/s | tfctr / {other} | tfctr % of matmul peak | tfctr peak RSS MB "
+             f"| {other} peak RSS MB | tfctr latency ms (1 / 1024) | {other} latency ms (1 / 1024) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for name, entry in result["models"].items():
-        ours, theirs = entry.get("tfctr", {}), entry.get("deepctr") or {}
+        ours, theirs = entry.get("tfctr", {}), entry.get(against) or {}
 
         def cell(m, key, fmt):
             return format(m[key], fmt) if key in m else "–"
@@ -437,6 +449,12 @@ SECTIONS = (
      "batch-1 graph × examples/s ÷ the float32 matmul rate measured in the same run (the profiler does not count "
      "`einsum`, so DeepCTR's is not reported). Numbers on a shared 2-core machine move by 10-40% between runs; "
      "compare within the table."),
+    ("Training throughput, tfctr next to FuxiCTR (PyTorch)", "train_throughput_fuxictr", throughput_table, None,
+     "`python bench/train_throughput.py --against fuxictr`: FuxiCTR 2.3.10 on PyTorch's CPU build runs in its own "
+     "venv (`make bench-fuxictr-venv`, not part of `make bench`); its `BaseModel.train_step` is timed with the "
+     "protocol of `bench/measure.py`, on the same encoded rows, with the models put together from FuxiCTR's own "
+     "layers as its model zoo does (`bench/fuxictr_throughput.py`). Same hyper-parameters as the DeepCTR table; "
+     "both sides clip the gradient as FuxiCTR's training does."),
     ("Input pipeline", "pipeline", pipeline_table, None,
      "`parquet_dataset` alone (no model); the ratios say how much headroom the pipeline leaves the fastest models."),
     ("Serving (`tfctr serve`, gRPC)", "serving", serving_table, "serving.png",

@@ -7,6 +7,11 @@ the model, not the input pipeline, is measured. Every model runs in its own proc
 one at a time. FLOP utilisation = 3 × forward FLOPs per example × examples/s ÷ the float32 matmul rate measured
 in the same run. DeepCTR runs in ``bench/.venv-deepctr`` (``make bench-deepctr-venv``) when it exists.
 
+``--against fuxictr`` measures FuxiCTR (PyTorch, ``bench/.venv-fuxictr``, ``make bench-fuxictr-venv``) instead, on
+the models it has a twin for here (dcnv2, deepfm, wdl; ``bench/fuxictr_throughput.py``), written to
+``train_throughput_fuxictr.json``. FuxiCTR's training step clips the gradient at global norm 10, so the tfctr side
+does too there (``tfctr train``'s own default), where against DeepCTR neither side clips.
+
 A shared VM's speed drifts by tens of percent within minutes, so with ``--repeats R`` every model is measured in R
 rounds, tfctr and DeepCTR back to back in each round: each side reports its median round, the ratio is the median
 of the per-round ratios, and the matmul peak is re-measured before every round (FLOP utilisation uses its median).
@@ -42,7 +47,12 @@ CONFIGS = {
     "fibinet": ("fibinet", {"hidden_units": HIDDEN}),
     "pnn": ("pnn", {"hidden_units": HIDDEN}),
 }
-DEEPCTR_PYTHON = BENCH_DIR / ".venv-deepctr" / "bin" / "python"
+# the library measured next to tfctr: its venv's python, its twin of run_one, and the global norm its training
+# step clips the gradient at (None: it does not; the tfctr side then clips at the same norm)
+COMPETITORS = {
+    "deepctr": (BENCH_DIR / ".venv-deepctr" / "bin" / "python", "deepctr_throughput.py", None),
+    "fuxictr": (BENCH_DIR / ".venv-fuxictr" / "bin" / "python", "fuxictr_throughput.py", 10.0),
+}
 
 
 def encoded_data(rows: int) -> Path:
@@ -73,7 +83,7 @@ def load_encoded(path: Path):
 
 
 def run_one(name: str, data_path: Path, batch_size: int, embedding_dim: int, min_seconds: float,
-            mixed: bool = False) -> dict:
+            mixed: bool = False, clipnorm: float | None = None) -> dict:
     import tensorflow as tf
     from measure import measure_model
 
@@ -88,14 +98,16 @@ def run_one(name: str, data_path: Path, batch_size: int, embedding_dim: int, min
         hp = {**hp, "embedding_dim": embedding_dim}
     with precision(mixed):  # mixed: float16 on a GPU, bfloat16 on a CPU, as tfctr train --mixed-precision
         model = models.build(model_name, spec, **hp)
-    model.compile(tf.keras.optimizers.Adam(1e-3), "binary_crossentropy")
+    model.compile(tf.keras.optimizers.Adam(1e-3, global_clipnorm=clipnorm), "binary_crossentropy")
     return measure_model(model, inputs, labels, batch_size, min_seconds)
 
 
-def _subprocess(python, script, name, data_path, args, mixed=False) -> dict:
+def _subprocess(python, script, name, data_path, args, mixed=False, clipnorm=None) -> dict:
     command = [str(python), str(BENCH_DIR / script), "--one", name, "--data", str(data_path),
                "--batch-size", str(args.batch_size), "--embedding-dim", str(args.embedding_dim),
                "--min-seconds", str(args.min_seconds)] + (["--mixed"] if mixed else [])
+    if clipnorm is not None:
+        command += ["--clipnorm", str(clipnorm)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=BENCH_DIR,
                           env={**__import__("os").environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"})
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -120,46 +132,53 @@ def main():
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--embedding-dim", type=int, default=16)
     parser.add_argument("--models", nargs="*", default=list(CONFIGS))
-    parser.add_argument("--no-deepctr", action="store_true")
+    parser.add_argument("--against", choices=[*COMPETITORS, "none"], default="deepctr",
+                        help="the library measured back to back with tfctr (when its venv exists)")
+    parser.add_argument("--no-deepctr", action="store_true", help="the same as --against none")
     parser.add_argument("--repeats", type=int, default=1, help="rounds per model (tfctr and DeepCTR back to back)")
     parser.add_argument("--min-seconds", type=float, default=15.0, help="timed training per model (at most 40 steps)")
     parser.add_argument("--precision", choices=["float32", "mixed", "both"], default="float32",
                         help="tfctr's precision; both: float32 and mixed back to back in every round (no DeepCTR), "
                              "written to train_throughput_precision.json")
     parser.add_argument("--mixed", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--clipnorm", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(run_one(args.one, Path(args.data), args.batch_size, args.embedding_dim, args.min_seconds,
-                                 args.mixed)))
+                                 args.mixed, args.clipnorm)))
         return
 
     from measure import matmul_peak_flops
 
     data_path = encoded_data(args.rows)
-    use_deepctr = DEEPCTR_PYTHON.exists() and not args.no_deepctr and args.precision == "float32"
+    against = "none" if args.no_deepctr or args.precision != "float32" else args.against
+    other_python, other_script, clipnorm = COMPETITORS.get(against, (None, None, None))
+    if other_python is not None and not other_python.exists():
+        print(f"{other_python} does not exist: tfctr alone (make bench-{against}-venv)")
+        against, clipnorm = "none", None
     sides = {}
     if args.precision in ("float32", "both"):
         sides["tfctr"] = (sys.executable, "train_throughput.py", False)
     if args.precision in ("mixed", "both"):
         sides["tfctr_mixed"] = (sys.executable, "train_throughput.py", True)
-    if use_deepctr:
-        sides["deepctr"] = (DEEPCTR_PYTHON, "deepctr_throughput.py", False)
+    if against != "none":
+        sides[against] = (other_python, other_script, False)
     results, peaks = {}, []
     for name in args.models:
         rounds = []
         for _ in range(args.repeats):
             peaks.append(matmul_peak_flops())
-            rounds.append({side: _subprocess(python, script, name, data_path, args, mixed)
+            rounds.append({side: _subprocess(python, script, name, data_path, args, mixed, clipnorm)
                            for side, (python, script, mixed) in sides.items()})
             print(f"{name:15s} round {len(rounds)}: " + "  ".join(
                 f"{side} {measured.get('examples_per_second', float('nan')):,.0f} ex/s"
                 for side, measured in rounds[-1].items()), flush=True)
         entry = {side: _median_round([r[side] for r in rounds]) for side in sides}
-        if use_deepctr:
-            ratios = [r["tfctr"]["examples_per_second"] / r["deepctr"]["examples_per_second"] for r in rounds
-                      if "examples_per_second" in r["tfctr"] and "examples_per_second" in r["deepctr"]]
+        if against != "none":
+            ratios = [r["tfctr"]["examples_per_second"] / r[against]["examples_per_second"] for r in rounds
+                      if "examples_per_second" in r["tfctr"] and "examples_per_second" in r[against]]
             if ratios:
                 entry["ratio_runs"] = ratios
         if args.precision == "both":
@@ -173,7 +192,7 @@ def main():
     for name, entry in results.items():
         for side in sides:
             measured = entry[side]
-            if "examples_per_second" in measured:
+            if "train_flops_per_example" in measured:  # not counted for FuxiCTR's PyTorch graph
                 measured["fraction_of_matmul_peak"] = (measured["examples_per_second"]
                                                        * measured["train_flops_per_example"] / peak)
                 print(f"{name:15s} {side:8s} {measured['examples_per_second']:10,.0f} ex/s  "
@@ -181,11 +200,14 @@ def main():
                       f"{measured['peak_rss_mb']:7,.0f} MB RSS  latency {measured['latency_ms_batch_1']:.2f} ms (1) "
                       f"{measured['latency_ms_batch_1024']:.2f} ms (1024)")
         if "ratio_runs" in entry:
-            print(f"{name:15s} tfctr / DeepCTR per round: {', '.join(f'{r:.2f}' for r in entry['ratio_runs'])}")
-    write_result("train_throughput" if args.precision == "float32" else "train_throughput_precision", {
+            print(f"{name:15s} tfctr / {against} per round: {', '.join(f'{r:.2f}' for r in entry['ratio_runs'])}")
+    result_name = ("train_throughput_precision" if args.precision != "float32"
+                   else "train_throughput_fuxictr" if against == "fuxictr" else "train_throughput")
+    write_result(result_name, {
         "precision": args.precision, "rows": args.rows, "batch_size": args.batch_size,
         "min_seconds": args.min_seconds, "embedding_dim": args.embedding_dim, "matmul_peak_flops": peak,
-        "matmul_peak_runs": peaks, "repeats": args.repeats, "deepctr": use_deepctr, "models": results})
+        "matmul_peak_runs": peaks, "repeats": args.repeats, "against": against, "deepctr": against == "deepctr",
+        "clipnorm": clipnorm, "rss_measure": "VmHWM", "models": results})
 
 
 if __name__ == "__main__":
