@@ -453,7 +453,7 @@ SECTIONS = (
      "`python bench/train_throughput.py --against fuxictr`: FuxiCTR 2.3.10 on PyTorch's CPU build runs in its own "
      "venv (`make bench-fuxictr-venv`, not part of `make bench`); its `BaseModel.train_step` is timed with the "
      "protocol of `bench/measure.py`, on the same encoded rows, with the models put together from FuxiCTR's own "
-     "layers as its model zoo does (`bench/fuxictr_throughput.py`). Same hyper-parameters as the DeepCTR table; "
+     "layers as its model zoo does (`bench/fuxictr_twin.py`). Same hyper-parameters as the DeepCTR table; "
      "both sides clip the gradient as FuxiCTR's training does."),
     ("Input pipeline", "pipeline", pipeline_table, None,
      "`parquet_dataset` alone (no model); the ratios say how much headroom the pipeline leaves the fastest models."),

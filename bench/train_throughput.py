@@ -8,7 +8,7 @@ one at a time. FLOP utilisation = 3 × forward FLOPs per example × examples/s �
 in the same run. DeepCTR runs in ``bench/.venv-deepctr`` (``make bench-deepctr-venv``) when it exists.
 
 ``--against fuxictr`` measures FuxiCTR (PyTorch, ``bench/.venv-fuxictr``, ``make bench-fuxictr-venv``) instead, on
-the models it has a twin for here (dcnv2, deepfm, wdl; ``bench/fuxictr_throughput.py``), written to
+the models it has a twin for here (dcnv2, deepfm, wdl; ``bench/fuxictr_twin.py``), written to
 ``train_throughput_fuxictr.json``. FuxiCTR's training step clips the gradient at global norm 10, so the tfctr side
 does too there (``tfctr train``'s own default), where against DeepCTR neither side clips.
 
@@ -51,7 +51,7 @@ CONFIGS = {
 # step clips the gradient at (None: it does not; the tfctr side then clips at the same norm)
 COMPETITORS = {
     "deepctr": (BENCH_DIR / ".venv-deepctr" / "bin" / "python", "deepctr_throughput.py", None),
-    "fuxictr": (BENCH_DIR / ".venv-fuxictr" / "bin" / "python", "fuxictr_throughput.py", 10.0),
+    "fuxictr": (BENCH_DIR / ".venv-fuxictr" / "bin" / "python", "fuxictr_twin.py", 10.0),
 }
 
 
