@@ -5,7 +5,9 @@ DAGFM-outer, over seeds, on synthetic data (with its Bayes-optimal reference) an
 Reported per model: test AUC/logloss (mean ± std over seeds), parameters, forward FLOPs per example (TensorFlow's
 profiler, batch-1 graph) and serving latency of the exported SavedModel's ``serving_default`` signature on raw
 features, batch 1 and 1024 (median of repeated calls in a fresh process where the models take turns, seed 0's
-models). The student trained alone gets as many epochs as distillation plus fine-tuning. The batch-1 encoding
+models). The student is distilled and fine-tuned with ``tfctr distill``'s defaults (``--distill-*`` and
+``--finetune-*`` override them); the student trained alone gets as many epochs as both stages at most, each run
+stopping early on its validation split as ``train`` does. The batch-1 encoding
 floor is the same latency for a logistic regression on the same spec: the raw-feature encoding every served graph
 starts with, which bounds any student's batch-1 speed-up by teacher / floor.
 
@@ -22,6 +24,7 @@ from common import benchmark_datasets, serving_latencies_ms, write_result
 from measure import forward_flops_per_example
 
 from tfctr.data import parquet_dataset
+from tfctr.defaults import DISTILL_EPOCHS, FINETUNE_EPOCHS
 from tfctr.models import build
 from tfctr.training import distill, train
 
@@ -56,15 +59,17 @@ def one_seed(paths, teacher_name, seed, args, work: Path):
                     learning_rate=args.learning_rate, hyper_params=dict(hp, embedding_dim=16), **common)
     times["teacher"] = time.perf_counter() - start
     start = time.perf_counter()
+    schedule = {k: v for k, v in (("epochs", args.distill_epochs), ("finetune_epochs", args.finetune_epochs),
+                                  ("learning_rate", args.distill_learning_rate),
+                                  ("finetune_learning_rate", args.finetune_learning_rate)) if v is not None}
     kd = distill(teacher, paths["train"], paths["valid"], work / "kd", student_params={
-        "interaction_type": interaction, "num_layers": 3}, epochs=args.distill_epochs,
-        finetune_epochs=args.finetune_epochs, learning_rate=args.distill_learning_rate,
-        finetune_learning_rate=args.finetune_learning_rate, **common)
+        "interaction_type": interaction, "num_layers": 3}, **schedule, **common)
     times["distill_and_finetune"] = time.perf_counter() - start
     start = time.perf_counter()
-    alone = train(paths["train"], paths["valid"], work / "alone", model="dagfm",
-                  epochs=args.distill_epochs + args.finetune_epochs, learning_rate=args.distill_learning_rate,
-                  hyper_params=dict(interaction_type=interaction, num_layers=3, embedding_dim=16), **common)
+    alone_epochs = (args.distill_epochs or DISTILL_EPOCHS) + (args.finetune_epochs or FINETUNE_EPOCHS)
+    alone = train(paths["train"], paths["valid"], work / "alone", model="dagfm", epochs=alone_epochs,
+                  hyper_params=dict(interaction_type=interaction, num_layers=3, embedding_dim=16), **common,
+                  **({"learning_rate": args.distill_learning_rate} if args.distill_learning_rate else {}))
     times["alone"] = time.perf_counter() - start
     runs = {"teacher": teacher, "alone": alone, "distilled": kd.distilled, "finetuned": kd.finetuned}
     return {stage: run.metrics["test"] for stage, run in runs.items()}, runs, times
@@ -89,11 +94,12 @@ def main():
     parser.add_argument("--teachers", nargs="*", default=sorted(TEACHERS), choices=sorted(TEACHERS))
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--distill-learning-rate", type=float, default=3e-3)
-    parser.add_argument("--finetune-learning-rate", type=float, default=1e-3)
     parser.add_argument("--teacher-epochs", type=int, default=3)
-    parser.add_argument("--distill-epochs", type=int, default=10)
-    parser.add_argument("--finetune-epochs", type=int, default=3)
+    # the student's schedule: distill()'s defaults (what `tfctr distill` runs) unless given
+    parser.add_argument("--distill-learning-rate", type=float)
+    parser.add_argument("--finetune-learning-rate", type=float)
+    parser.add_argument("--distill-epochs", type=int)
+    parser.add_argument("--finetune-epochs", type=int)
     parser.add_argument("--no-adult", action="store_true")
     args = parser.parse_args()
     datasets = benchmark_datasets(args.rows, adult=not args.no_adult)

@@ -77,6 +77,28 @@ def throughput_table(result):
     return "\n".join(lines)
 
 
+def fuxictr_quality_table(result):
+    lines = [f"Test AUC / logloss after one epoch on {result['rows']:,} synthetic rows with learnable crosses "
+             f"(the 1M leaderboard's splits), seeds {result['seeds']} (mean over seeds). {_machine(result)}", "",
+             "| model | setting (batch, D, MLP, Adam) | tfctr | FuxiCTR | tfctr − FuxiCTR AUC "
+             "| seconds tfctr / FuxiCTR |",
+             "|---|---|---|---|---|---|"]
+    for model, settings in result["models"].items():
+        for name, entry in settings.items():
+            s = entry["setting"]
+            sides = {side: {k: float(statistics.fmean([r[side][k] for r in entry["runs"]])) for k in ("auc", "logloss")}
+                     for side in ("tfctr", "fuxictr")}
+            seconds = (statistics.fmean([r["tfctr"]["seconds"] for r in entry["runs"]]),
+                       statistics.fmean([r["fuxictr"]["train_seconds"] for r in entry["runs"]]))
+            lines.append(
+                f"| {model} | {name}: {s['batch_size']:,}, {s['embedding_dim']}, "
+                f"{'-'.join(map(str, s['hidden_units']))}, {s['learning_rate']:g} "
+                f"| {sides['tfctr']['auc']:.4f} / {sides['tfctr']['logloss']:.4f} "
+                f"| {sides['fuxictr']['auc']:.4f} / {sides['fuxictr']['logloss']:.4f} "
+                f"| {sides['tfctr']['auc'] - sides['fuxictr']['auc']:+.4f} | {seconds[0]:.0f} / {seconds[1]:.0f} |")
+    return "\n".join(lines)
+
+
 def quality_table(result):
     first_model = next(iter(next(iter(result["datasets"].values())).values()))
     selection = result.get("selection", "early stopping on validation AUC")  # older results did not record it
@@ -455,6 +477,12 @@ SECTIONS = (
      "protocol of `bench/measure.py`, on the same encoded rows, with the models put together from FuxiCTR's own "
      "layers as its model zoo does (`bench/fuxictr_twin.py`). Same hyper-parameters as the DeepCTR table; "
      "both sides clip the gradient as FuxiCTR's training does."),
+    ("One epoch, tfctr next to FuxiCTR (PyTorch)", "fuxictr_quality", fuxictr_quality_table, None,
+     "`python bench/fuxictr_quality.py` (FuxiCTR's venv as above; not part of `make bench`): both libraries train "
+     "the same model on the same ids (tfctr's encoding of the rows) for one shuffled epoch and predict the same "
+     "test rows. `tfctr_defaults` is `tfctr train --epochs 1` given nothing, FuxiCTR given the same settings; "
+     "`fuxictr_template` is FuxiCTR's DeepFM template (`DeepFM_default` in its model zoo), tfctr given the same. "
+     "tfctr's seconds include its per-epoch validation and the test prediction; FuxiCTR's are the epoch alone."),
     ("Input pipeline", "pipeline", pipeline_table, None,
      "`parquet_dataset` alone (no model); the ratios say how much headroom the pipeline leaves the fastest models."),
     ("Serving (`tfctr serve`, gRPC)", "serving", serving_table, "serving.png",
