@@ -101,6 +101,7 @@ def main():
     parser.add_argument("--distill-epochs", type=int)
     parser.add_argument("--finetune-epochs", type=int)
     parser.add_argument("--no-adult", action="store_true")
+    parser.add_argument("--result", default="kd_dagfm", help="bench/results/RESULT.json")
     args = parser.parse_args()
     datasets = benchmark_datasets(args.rows, adult=not args.no_adult)
     results = {}
@@ -125,7 +126,7 @@ def main():
                 "per_seed": per_seed}
             print(data_name, teacher_name, {s: round(v["logloss_mean"], 4) for s, v in summary.items()
                                             if "logloss_mean" in v}, "speedup", speedup, flush=True)
-    write_result("kd_dagfm", {"rows": args.rows, "seeds": args.seeds, "args": vars(args), "datasets": results})
+    write_result(args.result, {"rows": args.rows, "seeds": args.seeds, "args": vars(args), "datasets": results})
 
 
 if __name__ == "__main__":
