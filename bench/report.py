@@ -79,7 +79,8 @@ def throughput_table(result):
 
 def fuxictr_quality_table(result):
     lines = [f"Test AUC / logloss after one epoch on {result['rows']:,} synthetic rows with learnable crosses "
-             f"(the 1M leaderboard's splits), seeds {result['seeds']} (mean over seeds). {_machine(result)}", "",
+             f"(the 1M leaderboard's splits): AUC mean ± std over seeds {result['seeds']} / mean logloss. "
+             f"{_machine(result)}", "",
              "| model | setting (batch, D, MLP, Adam) | tfctr | FuxiCTR | tfctr − FuxiCTR AUC "
              "| seconds tfctr / FuxiCTR |",
              "|---|---|---|---|---|---|"]
@@ -88,13 +89,14 @@ def fuxictr_quality_table(result):
             s = entry["setting"]
             sides = {side: {k: float(statistics.fmean([r[side][k] for r in entry["runs"]])) for k in ("auc", "logloss")}
                      for side in ("tfctr", "fuxictr")}
+            spread = {side: statistics.pstdev([r[side]["auc"] for r in entry["runs"]]) for side in sides}
             seconds = (statistics.fmean([r["tfctr"]["seconds"] for r in entry["runs"]]),
                        statistics.fmean([r["fuxictr"]["train_seconds"] for r in entry["runs"]]))
             lines.append(
                 f"| {model} | {name}: {s['batch_size']:,}, {s['embedding_dim']}, "
                 f"{'-'.join(map(str, s['hidden_units']))}, {s['learning_rate']:g} "
-                f"| {sides['tfctr']['auc']:.4f} / {sides['tfctr']['logloss']:.4f} "
-                f"| {sides['fuxictr']['auc']:.4f} / {sides['fuxictr']['logloss']:.4f} "
+                f"| {sides['tfctr']['auc']:.4f} ± {spread['tfctr']:.4f} / {sides['tfctr']['logloss']:.4f} "
+                f"| {sides['fuxictr']['auc']:.4f} ± {spread['fuxictr']:.4f} / {sides['fuxictr']['logloss']:.4f} "
                 f"| {sides['tfctr']['auc'] - sides['fuxictr']['auc']:+.4f} | {seconds[0]:.0f} / {seconds[1]:.0f} |")
     return "\n".join(lines)
 
