@@ -104,7 +104,13 @@ def main():
     args = parser.parse_args()
     paths = benchmark_datasets(args.rows, adult=False)["synthetic_v100"]
     labels = read_columns(paths["test"], ["label"])["label"]
+    bayes = evaluate(labels, read_columns(paths["test"], ["true_ctr"])["true_ctr"])
     results, singles = {}, {}
+
+    def record(done: bool):  # after every variant, so that a stopped run keeps the variants it measured
+        write_result(args.result, {"rows": args.rows, "args": vars(args), "bayes_optimal": bayes, "models": results,
+                                   "partial": not done})
+
     for name in args.variants:
         variant = dict(VARIANTS[name])
         model_name = variant.pop("model", "adaensemble")
@@ -139,6 +145,7 @@ def main():
               f"FLOPs {cost['expected_flops_per_example']:,.0f} "
               f"{cost['latency_us_per_example_batch_1024']:.1f} us/ex exits {cost['routing']['exit_depths']}",
               flush=True)
+        record(done=False)
     if singles and all(len(v) == len(DEFAULT_EXPERTS) for v in singles.values()):
         per_seed = [evaluate(labels, np.mean(predictions, axis=0)) for predictions in singles.values()]
         results["ensemble_of_singles"] = {
@@ -148,8 +155,7 @@ def main():
             "logloss_std": float(np.std([m["logloss"] for m in per_seed])),
             "expected_flops_per_example": sum(results[f"only_{e}"]["expected_flops_per_example"]
                                               for e in DEFAULT_EXPERTS)}
-    bayes = evaluate(labels, read_columns(paths["test"], ["true_ctr"])["true_ctr"])
-    write_result(args.result, {"rows": args.rows, "args": vars(args), "bayes_optimal": bayes, "models": results})
+    record(done=True)
 
 
 if __name__ == "__main__":

@@ -162,4 +162,13 @@ CLAIMS = (
 
 def claim_rows(results: dict) -> list[tuple[Claim, str | None]]:
     """(claim, measured statement or None when a result it needs is missing) for every claim."""
-    return [(c, c.measure(results) if all(r in results for r in c.results) else None) for c in CLAIMS]
+    return [(c, _measured(c, results) if all(r in results for r in c.results) else None) for c in CLAIMS]
+
+
+def _measured(claim: Claim, results: dict) -> str | None:
+    """The claim's measured statement, or None when a result lacks the variant it compares (a run stopped before
+    that variant's turn writes what it measured)."""
+    try:
+        return claim.measure(results)
+    except KeyError:
+        return None

@@ -348,7 +348,8 @@ def adaensemble_table(result):
              f"{a['learning_rate']:g}. Expected inference "
              f"FLOPs per example from the measured routing; latency per example of the exported SavedModel at "
              f"batch 1024 (seed 0's models). Bayes-optimal AUC {b['auc']:.4f}, logloss {b['logloss']:.4f}. "
-             f"{_machine(result)}", "",
+             f"{_machine(result)}"
+             f"{' **The run was stopped before every variant had its turn.**' if result.get('partial') else ''}", "",
              "| model | AUC | logloss | FLOPs / example | µs / example | exit depths |", "|---|---|---|---|---|---|"]
     for name, m in result["models"].items():
         exits = (m.get("routing") or {}).get("exit_depths")
