@@ -45,6 +45,19 @@ def synthetic(name: str, n_train: int, n_valid: int = 20_000, n_test: int = 20_0
     return paths
 
 
+def encoded_split(path, spec) -> tuple[dict, np.ndarray]:
+    """One split as the model inputs tfctr's pipeline yields (``{feature: array}``, ids and dense values as the
+    model takes them) and its labels, read once so several benchmarks and libraries can share the same rows."""
+    from tfctr.data import parquet_dataset
+
+    columns, labels = {}, []
+    for x, y in parquet_dataset(path, spec, 65536):
+        for k, v in x.items():
+            columns.setdefault(k, []).append(v.numpy())
+        labels.append(y.numpy())
+    return {k: np.concatenate(v) for k, v in columns.items()}, np.concatenate(labels)
+
+
 def benchmark_datasets(rows: int, adult: bool = True) -> dict:
     """``{"synthetic_v100": splits, "adult": splits}``: Criteo-like synthetic data with 100 values per field and
     ``rows`` training rows, and UCI Adult when it is present and wanted."""

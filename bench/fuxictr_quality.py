@@ -24,10 +24,9 @@ import tempfile
 import time
 
 import numpy as np
-from common import BENCH_DIR, DATA, synthetic, write_result
+from common import BENCH_DIR, DATA, encoded_split, synthetic, write_result
 from leaderboard import LEARNABLE
 
-from tfctr.data import parquet_dataset
 from tfctr.models.registry import hyper_parameters, training_defaults
 from tfctr.training import train
 from tfctr.training.train import resolve_spec
@@ -54,13 +53,9 @@ def encoded(paths: dict, spec, rows: int):
     if not path.exists():
         arrays = {}
         for split in ("train", "test"):
-            columns, labels = {}, []
-            for x, y in parquet_dataset(paths[split], spec, 65536):
-                for k, v in x.items():
-                    columns.setdefault(k, []).append(v.numpy().reshape(len(v), -1)[:, 0])
-                labels.append(y.numpy())
-            arrays.update({f"{split}_{k}": np.concatenate(v) for k, v in columns.items()})
-            arrays[f"{split}_label"] = np.concatenate(labels)
+            columns, labels = encoded_split(paths[split], spec)
+            arrays.update({f"{split}_{k}": v.reshape(len(v), -1)[:, 0] for k, v in columns.items()})  # ids [N]
+            arrays[f"{split}_label"] = labels
         names = [f.name for f in spec.embedded]
         np.savez(path, names=np.array(names), sizes=np.array([spec[n].vocabulary_size for n in names]), **arrays)
     return path

@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from common import BENCH_DIR, DATA, synthetic, write_result
+from common import BENCH_DIR, DATA, encoded_split, synthetic, write_result
 
 HIDDEN = (256, 128, 64)
 # name -> (tfctr model, tfctr hyper-parameters); bench/deepctr_throughput.py has the DeepCTR twin of each
@@ -59,19 +59,14 @@ def encoded_data(rows: int) -> Path:
     """1M Criteo-like rows encoded to model ids once, shared by tfctr and DeepCTR runs."""
     path = DATA / f"encoded_criteo_like_{rows}.npz"
     if not path.exists():
-        from tfctr.data import parquet_dataset
         from tfctr.data.fitting import fit_spec, infer_spec
 
         paths = synthetic(f"criteo_like_{rows}", rows, 1000, 1000)
         spec = fit_spec(infer_spec(paths["train"], exclude=["true_ctr"]), paths["train"])
-        columns, labels = {}, []
-        for x, y in parquet_dataset(paths["train"], spec, 65536):
-            for k, v in x.items():
-                columns.setdefault(k, []).append(v.numpy())
-            labels.append(y.numpy())
-        arrays = {f"x_{k}": np.concatenate(v) for k, v in columns.items()}
+        columns, labels = encoded_split(paths["train"], spec)
+        arrays = {f"x_{k}": v for k, v in columns.items()}
         sizes = np.array([spec[k].vocabulary_size for k in columns])
-        np.savez(path, label=np.concatenate(labels), names=np.array(list(columns)), sizes=sizes, **arrays)
+        np.savez(path, label=labels, names=np.array(list(columns)), sizes=sizes, **arrays)
         (DATA / f"spec_criteo_like_{rows}.json").write_text(spec.to_json())
     return path
 
