@@ -4,7 +4,7 @@ For 1, 8 and 32 concurrent gRPC clients (threads, one channel each) at request b
 server-side batching, on an exported DCNv2 (``--model`` serves another registered model, e.g. adaensemble with
 its sparse dispatch and early exit): queries/second and p50/p99 latency. The limit is the same
 SavedModel signature called in-process on the same batch shape, as the server calls it
-(``tfctr.serving.flat_call``). Target (issue 4): at 32 clients, batch 1,
+(``requests.call_signature``). Target (issue 4): at 32 clients, batch 1,
 batching on, at least 50% of the in-process rows/second at that shape.
 
     python bench/serving.py [--seconds 3] [--model dcnv2]
@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import tensorflow as tf
 from common import client_load, synthetic, write_result
 
 from tfctr import models
@@ -28,17 +27,18 @@ from tfctr.data.encoding import arrow_to_serving
 from tfctr.data.fitting import fit_spec, infer_spec
 from tfctr.export import export_saved_model
 from tfctr.serving import Client
-from tfctr.serving.flat_call import call_signature_flat
+from tfctr.serving.repository import load_version
+from tfctr.serving.requests import call_signature
 from tfctr.utils import free_ports
 
 
 def in_process_rows_per_second(version_dir, raw, batch, seconds):
-    serving = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
-    feed = {k: tf.constant(v[:batch]) for k, v in raw.items()}
-    call_signature_flat(serving, feed)
+    loaded = load_version(Path(version_dir).parent, int(Path(version_dir).name))
+    feed = {k: v[:batch] for k, v in raw.items()}
+    call_signature(loaded, "serving_default", feed)
     calls, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        call_signature_flat(serving, feed)["probability"].numpy()
+        call_signature(loaded, "serving_default", feed)
         calls += 1
     return calls * batch / (time.perf_counter() - start)
 

@@ -2,8 +2,8 @@
 ``common.serving_latencies_ms``; not a benchmark of its own).
 
 Every model's ``serving_default`` is called on the first ``batch`` raw rows of the test file, encoding included,
-the way ``tfctr serve`` calls it (``tfctr.serving.flat_call``: checked tensors passed to the function's flat form,
-without TensorFlow's per-argument Python binding, which alone costs ≈ 0.6 ms at 39 inputs).
+the way ``tfctr serve`` calls it once a request's inputs are decoded and checked (``requests.call_signature``:
+from the NumPy arrays, through the version's ``PackedSignature``, to the outputs as NumPy).
 The models take turns, round by round, so machine drift falls on all of them alike; the result per model and
 batch is the median over all timed calls. Prints ``{name: {batch: ms}}`` as JSON.
 
@@ -18,13 +18,15 @@ import time
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from pathlib import Path  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from tfctr.data.encoding import arrow_to_serving  # noqa: E402
 from tfctr.features import FeatureSpec  # noqa: E402
-from tfctr.serving.flat_call import call_signature_flat  # noqa: E402
+from tfctr.serving.repository import load_version  # noqa: E402
+from tfctr.serving.requests import call_signature  # noqa: E402
 
 ROUNDS = 5
 
@@ -41,18 +43,17 @@ def main():
     for item in args.models:
         name, path = item.split("=", 1)
         spec = FeatureSpec.load(os.path.join(path, "assets.extra", "spec.json"))
-        models[name] = tf.saved_model.load(path).signatures["serving_default"]
-        feeds[name] = {b: {k: tf.constant(v) for k, v in arrow_to_serving(table.slice(0, b), spec).items()}
-                       for b in batches}
+        models[name] = load_version(Path(path).parent, int(Path(path).name))
+        feeds[name] = {b: arrow_to_serving(table.slice(0, b), spec) for b in batches}
         for b in batches:  # warm-up
-            call_signature_flat(models[name], feeds[name][b])["probability"].numpy()
+            call_signature(models[name], "serving_default", feeds[name][b])
     times = {name: {b: [] for b in batches} for name in models}
     for _ in range(ROUNDS):
-        for name, serving in models.items():
+        for name, loaded in models.items():
             for b, calls in batches.items():
                 for _ in range(max(1, calls // ROUNDS)):
                     start = time.perf_counter()
-                    call_signature_flat(serving, feeds[name][b])["probability"].numpy()
+                    call_signature(loaded, "serving_default", feeds[name][b])
                     times[name][b].append((time.perf_counter() - start) * 1000)
     print(json.dumps({name: {b: float(np.median(t)) for b, t in per.items()} for name, per in times.items()}))
 

@@ -19,16 +19,17 @@ import json
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
-import tensorflow as tf
 from common import BENCH_DIR, CRITEO_LIKE, synthetic, write_result
 
 from tfctr.data.encoding import arrow_to_serving
 from tfctr.export import export_saved_model
 from tfctr.metrics import evaluate
-from tfctr.serving.flat_call import call_signature_flat
+from tfctr.serving.repository import load_version
+from tfctr.serving.requests import call_signature
 from tfctr.training import train
 
 # the matmul-bound models of the bfloat16 training benchmark (xDeepFM with the CIN 128-128 of KD-DAGFM's teacher)
@@ -37,11 +38,11 @@ LEARNABLE = dataclasses.replace(CRITEO_LIKE, cross_vocabulary_size=200, seed=7)
 
 
 def exported_probabilities(export_dir, table, spec, batch=4096) -> np.ndarray:
-    serving = tf.saved_model.load(str(export_dir)).signatures["serving_default"]
+    loaded = load_version(Path(export_dir).parent, int(Path(export_dir).name))
     out = []
     for start in range(0, table.num_rows, batch):
-        feed = {k: tf.constant(v) for k, v in arrow_to_serving(table.slice(start, batch), spec).items()}
-        out.append(call_signature_flat(serving, feed)["probability"].numpy())
+        feed = arrow_to_serving(table.slice(start, batch), spec)
+        out.append(call_signature(loaded, "serving_default", feed)["probability"])
     return np.concatenate(out).astype(np.float64)
 
 

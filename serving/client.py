@@ -11,6 +11,7 @@ import time
 import grpc
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -24,7 +25,9 @@ from tensorflow_serving.apis import (
 )
 
 from tfctr.serving.options import GRPC_OPTIONS
-from tfctr.serving.tensors import vector_proto
+from tfctr.serving.tensors import fill_vector_proto
+
+_STRING = types_pb2.DT_STRING
 
 
 def _columns(rows) -> dict:
@@ -41,7 +44,7 @@ def _columns(rows) -> dict:
 
 def _as_dtype(values, dtype: tf.DType, name: str, separator: str) -> np.ndarray:
     """One column in the served dtype; None is the missing value ('' for strings, NaN for floats)."""
-    if dtype == tf.string:
+    if dtype.as_datatype_enum == _STRING:
         out = []
         for v in values:
             if v is None:
@@ -150,7 +153,7 @@ class Client:
             if name not in columns:
                 raise KeyError(f"rows lack the served input '{name}'")
             values = _as_dtype(columns[name], dtype, name, self.list_separator)
-            request.inputs[name].CopyFrom(vector_proto(values, dtype))
+            fill_vector_proto(request.inputs[name], values, dtype)
         response = self._call(self._predictions.Predict, request)
         return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
 

@@ -24,6 +24,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tfctr.serving.model_config import ModelConfig
+from tfctr.serving.packed_call import PackedSignature, packable
 
 
 @dataclass
@@ -37,6 +38,7 @@ class LoadedVersion:
     signature_defs: dict = field(default_factory=dict)
     warmup_requests: int = 0  # warm-up records replayed before it was served
     input_dtypes: dict = field(default_factory=dict)  # per signature, filled by requests.input_dtypes
+    packed: dict = field(default_factory=dict)  # per signature of [batch] inputs: its PackedSignature
 
 
 INT64_MAX = 2 ** 63 - 1
@@ -65,6 +67,10 @@ def load_version(model_dir: Path, version: int) -> LoadedVersion:
     # internal signatures (``__saved_model_init_op``) are not served: a request naming one gets NOT_FOUND
     public = {k: v for k, v in meta_graph.signature_def.items() if not k.startswith("__")}
     result = LoadedVersion(version, path, loaded, dict(loaded.signatures), public)
+    for name, signature_def in public.items():
+        if packable(signature_def):
+            dtypes = {k: tf.dtypes.as_dtype(v.dtype) for k, v in signature_def.inputs.items()}
+            result.packed[name] = PackedSignature(result.signatures[name], dtypes)
     result.warmup_requests = replay_warmup(result)
     return result
 
@@ -82,8 +88,12 @@ def replay_warmup(loaded: LoadedVersion) -> int:
         kind = log.WhichOneof("log_type")
         if kind == "predict_log":
             request = log.predict_log.request
-            signature = loaded.signatures[request.model_spec.signature_name or "serving_default"]
-            signature(**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
+            name = request.model_spec.signature_name or "serving_default"
+            arrays = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
+            if name in loaded.packed:  # the path requests take, traced and run once before the first of them
+                loaded.packed[name](arrays)
+            else:
+                loaded.signatures[name](**{k: tf.constant(v) for k, v in arrays.items()})
         elif kind in ("classify_log", "regress_log"):
             request = getattr(log, kind).request
             default = "classify" if kind == "classify_log" else "regress"

@@ -6,7 +6,6 @@ import grpc
 import numpy as np
 import tensorflow as tf
 
-from tfctr.serving.flat_call import call_signature_flat
 from tfctr.serving.memory import note_rows
 from tfctr.serving.repository import LoadedVersion, ModelRepository
 
@@ -119,27 +118,15 @@ def check_inputs(loaded: LoadedVersion, signature: str, arrays: dict, max_rows: 
     return common
 
 
-def as_tensors(arrays: dict, dtypes: dict) -> dict:
-    """Checked ``[B]`` inputs as eager tensors of their signature dtypes. Inputs of one dtype are converted together,
-    ``[K, B]`` in one conversion and unstacked by one op: converting each costs ≈ 18 µs, which at batch 1 and 39
-    inputs is more than the model."""
-    groups = {}
-    for key in arrays:
-        groups.setdefault(dtypes[key], []).append(key)
-    tensors = {}
-    for dtype, keys in groups.items():
-        if len(keys) == 1:
-            tensors[keys[0]] = tf.constant(arrays[keys[0]], dtype=dtype)
-        else:
-            stacked = tf.constant(np.stack([arrays[k] for k in keys]), dtype=dtype)
-            tensors.update(zip(keys, tf.unstack(stacked, len(keys))))
-    return tensors
-
-
 def call_signature(loaded: LoadedVersion, signature: str, arrays: dict) -> dict[str, np.ndarray]:
-    """Runs a signature on checked inputs (already in the signature's dtypes); every output as NumPy."""
-    tensors = as_tensors(arrays, input_dtypes(loaded, signature))
-    outputs = call_signature_flat(loaded.signatures[signature], tensors)
+    """Runs a signature on checked inputs (already in the signature's dtypes); every output as NumPy. A signature
+    of ``[batch]`` inputs is called packed (``tfctr.serving.packed_call``), any other with keywords."""
+    packed = loaded.packed.get(signature)
+    if packed is not None:
+        outputs = packed(arrays)
+    else:
+        dtypes = input_dtypes(loaded, signature)
+        outputs = loaded.signatures[signature](**{k: tf.constant(v, dtype=dtypes[k]) for k, v in arrays.items()})
     note_rows(len(next(iter(arrays.values()))))
     return {key: value.numpy() for key, value in outputs.items()}
 

@@ -44,7 +44,7 @@ from tfctr.serving.requests import (
     run_regress,
     status_of,
 )
-from tfctr.serving.tensors import decode_input, vector_proto
+from tfctr.serving.tensors import decode_input, fill_vector_proto
 
 # the longest error message sent back (gRPC clients refuse metadata beyond a few kB)
 MAX_ERROR_CHARS = 2000
@@ -101,7 +101,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         outputs = run_predict(loaded, name, arrays, request.output_filter, self.batcher, self.max_rows)
         response = predict_pb2.PredictResponse(model_spec=self.handler.spec_of(loaded, request.model_spec, name))
         for key, value in outputs.items():
-            response.outputs[key].CopyFrom(vector_proto(value, tf.as_dtype(value.dtype)))
+            fill_vector_proto(response.outputs[key], value, tf.as_dtype(value.dtype))
         return response
 
     def _examples(self, request) -> list[bytes]:

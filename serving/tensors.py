@@ -12,7 +12,7 @@ from __future__ import annotations
 import grpc
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import tensor_pb2, types_pb2
+from tensorflow.core.framework import types_pb2
 
 from tfctr.serving.requests import RequestError, shown
 
@@ -24,6 +24,23 @@ _VALUE_FIELDS = {
     tf.string: "string_val",
 }
 
+# The tables below are keyed by the DataType enum (an int) a TensorProto carries: a request has one tensor per
+# input (39 for a Criteo-like spec), and comparing or hashing ``tf.DType`` objects costs ≈ 2 µs each in Python.
+_DTYPE_OF_ENUM = {}
+for _enum in types_pb2.DataType.values():
+    try:
+        _DTYPE_OF_ENUM[_enum] = tf.dtypes.as_dtype(_enum)
+    except (TypeError, ValueError):
+        pass
+_DTYPE_OF_ENUM.pop(types_pb2.DT_INVALID, None)
+_FIELD_OF_ENUM = {dtype.as_datatype_enum: field for dtype, field in _VALUE_FIELDS.items()}
+_STRING = types_pb2.DT_STRING
+# dtypes whose 1-D tensors are read and written here directly, with the NumPy dtype of their values
+# (make_tensor_proto and make_ndarray take ≈ 50 and ≈ 15 µs a tensor, ×39 inputs a request); any other dtype goes
+# through TensorFlow's own conversion
+_DIRECT = {dtype.as_datatype_enum: (object if dtype == tf.string else dtype.as_numpy_dtype)
+           for dtype in (tf.string, tf.int64, tf.int32, tf.float32, tf.float64)}
+
 
 def _invalid(message: str) -> RequestError:
     return RequestError(grpc.StatusCode.INVALID_ARGUMENT, message)
@@ -31,43 +48,45 @@ def _invalid(message: str) -> RequestError:
 
 def declared_dtype(key: str, proto) -> tf.DType:
     """The TensorProto's dtype; INVALID_ARGUMENT when it is unset or not a TensorFlow dtype."""
-    if proto.dtype == types_pb2.DT_INVALID:
-        raise _invalid(f"input {shown(key)}: dtype is unset (DT_INVALID)")
-    try:
-        types_pb2.DataType.Name(proto.dtype)
-        return tf.dtypes.as_dtype(proto.dtype)
-    except (ValueError, TypeError):
-        raise _invalid(f"input {shown(key)}: dtype {proto.dtype} is not a TensorFlow dtype") from None
+    dtype = _DTYPE_OF_ENUM.get(proto.dtype)
+    if dtype is None:
+        if proto.dtype == types_pb2.DT_INVALID:
+            raise _invalid(f"input {shown(key)}: dtype is unset (DT_INVALID)")
+        raise _invalid(f"input {shown(key)}: dtype {proto.dtype} is not a TensorFlow dtype")
+    return dtype
 
 
 def declared_rows(key: str, proto, max_rows: int) -> int:
     """The batch size a 1-D ``[batch]`` TensorProto declares; INVALID_ARGUMENT for any other shape or beyond
     ``max_rows``."""
-    if proto.tensor_shape.unknown_rank:
+    shape = proto.tensor_shape
+    if shape.unknown_rank:
         raise _invalid(f"input {shown(key)}: shape of unknown rank, expected [batch]")
-    dims = [d.size for d in proto.tensor_shape.dim]
-    if len(dims) != 1:
-        raise _invalid(f"input {shown(key)} has shape {dims}, expected [batch]")
-    if dims[0] < 0:
-        raise _invalid(f"input {shown(key)} has a negative dimension {dims}")
-    if dims[0] > max_rows:
-        raise _invalid(f"input {shown(key)} declares {dims[0]} rows; this server takes at most {max_rows} rows per "
+    if len(shape.dim) != 1:
+        raise _invalid(f"input {shown(key)} has shape {[d.size for d in shape.dim]}, expected [batch]")
+    rows = shape.dim[0].size
+    if rows < 0:
+        raise _invalid(f"input {shown(key)} has a negative dimension {[rows]}")
+    if rows > max_rows:
+        raise _invalid(f"input {shown(key)} declares {rows} rows; this server takes at most {max_rows} rows per "
                        f"request (tfctr serve --max-rows-per-request): split the request")
-    return dims[0]
+    return rows
 
 
 def check_content(key: str, proto, dtype: tf.DType, rows: int) -> None:
     """The values carried must fill the declared shape: ``tensor_content`` of exactly rows × itemsize bytes, or
     ``rows`` values in the dtype's repeated field (one value is repeated over the shape, as TensorFlow does)."""
-    if proto.tensor_content:
-        if dtype == tf.string:
+    enum = dtype.as_datatype_enum
+    content = len(proto.tensor_content)
+    if content:
+        if enum == _STRING:
             raise _invalid(f"input {shown(key)}: a string tensor cannot use tensor_content")
         expected = rows * dtype.size
-        if len(proto.tensor_content) != expected:
-            raise _invalid(f"input {shown(key)}: tensor_content has {len(proto.tensor_content)} bytes, but "
+        if content != expected:
+            raise _invalid(f"input {shown(key)}: tensor_content has {content} bytes, but "
                            f"{rows} {dtype.name} values take {expected}")
         return
-    field = _VALUE_FIELDS.get(dtype)
+    field = _FIELD_OF_ENUM.get(enum)
     if field is None:
         raise _invalid(f"input {shown(key)}: dtype {dtype.name} is not supported in requests")
     count = len(getattr(proto, field))
@@ -79,7 +98,7 @@ def decode_input(key: str, proto, expected: tf.DType | None, max_rows: int) -> n
     """The NumPy array of one request input, after every check above (``expected``: the signature's dtype, None
     for an input the signature does not have, which ``check_inputs`` reports)."""
     dtype = declared_dtype(key, proto)
-    if expected is not None and dtype != expected:
+    if expected is not None and dtype.as_datatype_enum != expected.as_datatype_enum:
         raise _invalid(f"input {shown(key)} has dtype {dtype.name}, expected {expected.name}")
     rows = declared_rows(key, proto, max_rows)
     check_content(key, proto, dtype, rows)
@@ -90,34 +109,33 @@ def decode_input(key: str, proto, expected: tf.DType | None, max_rows: int) -> n
                        f"{type(err).__name__}") from None
 
 
-# dtypes whose 1-D tensors are read and written here directly (make_tensor_proto and make_ndarray take ≈ 50 and
-# ≈ 15 µs a tensor, ×39 inputs a request); any other dtype goes through TensorFlow's own conversion
-_DIRECT = frozenset({tf.string, tf.int64, tf.int32, tf.float32, tf.float64})
-
-
 def vector_values(proto, dtype: tf.DType, rows: int) -> np.ndarray:
     """The ``[rows]`` values of a checked 1-D TensorProto (``check_content`` first), as ``tf.make_ndarray`` gives
     them: ``tensor_content`` read as the dtype, or the repeated field (one value repeated over the rows)."""
-    if dtype not in _DIRECT:
+    enum = dtype.as_datatype_enum
+    numpy_dtype = _DIRECT.get(enum)
+    if numpy_dtype is None:
         return tf.make_ndarray(proto)
-    if proto.tensor_content:
-        return np.frombuffer(proto.tensor_content, dtype=dtype.as_numpy_dtype)
-    values = np.array(getattr(proto, _VALUE_FIELDS[dtype]), dtype=object if dtype == tf.string else
-                      dtype.as_numpy_dtype)
+    if enum != _STRING and proto.tensor_content:
+        return np.frombuffer(proto.tensor_content, dtype=numpy_dtype)
+    values = np.array(getattr(proto, _FIELD_OF_ENUM[enum]), dtype=numpy_dtype)
     return np.repeat(values, rows) if len(values) == 1 and rows > 1 else values
 
 
-def vector_proto(values: np.ndarray, dtype: tf.DType):
-    """A TensorProto of the 1-D ``values`` in ``dtype``: strings in ``string_val``, numbers as
-    ``tensor_content``, as ``tf.make_tensor_proto`` writes them (other dtypes and shapes: through it)."""
+def fill_vector_proto(proto, values: np.ndarray, dtype: tf.DType):
+    """Writes the 1-D ``values`` in ``dtype`` into the empty TensorProto ``proto`` (e.g. ``request.inputs[name]``,
+    in place, saving a copy) as ``tf.make_tensor_proto`` writes them: strings in ``string_val``, numbers as
+    ``tensor_content`` (other dtypes and shapes: through it). Returns ``proto``."""
     values = np.asarray(values)
-    if dtype not in _DIRECT or values.ndim != 1:
-        return tf.make_tensor_proto(values, dtype=dtype)
-    proto = tensor_pb2.TensorProto(dtype=dtype.as_datatype_enum)
+    enum = dtype.as_datatype_enum
+    numpy_dtype = _DIRECT.get(enum)
+    if numpy_dtype is None or values.ndim != 1:
+        proto.CopyFrom(tf.make_tensor_proto(values, dtype=dtype))
+        return proto
+    proto.dtype = enum
     proto.tensor_shape.dim.add(size=len(values))
-    if dtype == tf.string:
+    if enum == _STRING:
         proto.string_val.extend(v if isinstance(v, bytes) else str(v).encode() for v in values)
     else:
-        proto.tensor_content = np.ascontiguousarray(values, dtype=dtype.as_numpy_dtype).tobytes()
+        proto.tensor_content = np.ascontiguousarray(values, dtype=numpy_dtype).tobytes()
     return proto
-

@@ -117,17 +117,25 @@ def test_exported_model_is_folded_and_predicts_like_the_model(exported, foldable
     np.testing.assert_allclose(served["probability"].numpy(), expected, atol=1e-5)
 
 
-def test_the_flat_call_the_server_makes_equals_the_keyword_call(exported, small_data, small_spec):
-    from tfctr.serving.flat_call import call_signature_flat
+def test_the_packed_call_the_server_makes_equals_the_keyword_call(exported, small_data, small_spec):
+    from tfctr.serving.packed_call import PackedSignature, packable
+    from tfctr.serving.repository import load_version
 
-    signature = tf.saved_model.load(str(exported)).signatures["serving_default"]
-    tensors = {k: tf.constant(v) for k, v in _raw(small_data, small_spec, rows=50).items()}
-    flat, keyword = call_signature_flat(signature, tensors), signature(**tensors)
-    assert flat.keys() == keyword.keys()
-    for key in flat:
-        np.testing.assert_array_equal(flat[key].numpy(), keyword[key].numpy())
-    # a callable without the flat form (another TensorFlow, a plain function) is called with keywords
-    assert call_signature_flat(lambda **kw: sorted(kw), tensors) == sorted(tensors)
+    loaded = load_version(exported.parent, int(exported.name))
+    signature = loaded.signatures["serving_default"]
+    assert packable(loaded.signature_defs["serving_default"]) and "serving_default" in loaded.packed
+    arrays = _raw(small_data, small_spec, rows=50)
+    dtypes = {k: v.dtype for k, v in signature.structured_input_signature[1].items()}
+    assert len({d for d in dtypes.values()}) > 1  # inputs of several dtypes, so several stacks
+    keyword = signature(**{k: tf.constant(v, dtype=dtypes[k]) for k, v in arrays.items()})
+    for packed in (loaded.packed["serving_default"], PackedSignature(signature, dtypes)):
+        outputs = packed(arrays)
+        assert outputs.keys() == keyword.keys()
+        for key in outputs:
+            np.testing.assert_array_equal(outputs[key].numpy(), keyword[key].numpy())
+    # zero rows go through too
+    empty = loaded.packed["serving_default"]({k: v[:0] for k, v in arrays.items()})
+    assert empty["probability"].shape == (0,)
 
 
 def test_classify_and_regress_over_tf_examples(exported, small_data, small_spec):

@@ -400,19 +400,20 @@ def test_freed_request_memory_goes_back_to_the_system():
     (tf.float64, np.array([np.nan, np.inf, 0.1, -1e300])), (tf.bool, np.array([True, False])),
 ])
 def test_direct_tensor_conversion_equals_tensorflows(dtype, values):
-    from tfctr.serving.requests import as_tensors
-    from tfctr.serving.tensors import _VALUE_FIELDS, vector_proto, vector_values
+    from tfctr.serving.packed_call import PackedSignature
+    from tfctr.serving.tensors import _VALUE_FIELDS, fill_vector_proto, vector_values
 
-    proto = vector_proto(values, dtype)
+    proto = fill_vector_proto(tensor_pb2.TensorProto(), values, dtype)
     assert proto.SerializeToString() == tf.make_tensor_proto(values, dtype=dtype).SerializeToString()
     np.testing.assert_array_equal(vector_values(proto, dtype, len(values)), tf.make_ndarray(proto))
     one = tensor_pb2.TensorProto(dtype=dtype.as_datatype_enum, tensor_shape=tensor_shape_pb2.TensorShapeProto(
         dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=3)]))  # one value, repeated over the shape
     getattr(one, _VALUE_FIELDS[dtype]).extend(values[:1].tolist())
     np.testing.assert_array_equal(vector_values(one, dtype, 3), tf.make_ndarray(one))
-    # inputs of one dtype are converted together: the same tensors as one conversion each
+    # inputs of one dtype are converted together (one [3, B] stack) and split in the graph: the same values
     arrays = {"a": values, "b": values[::-1].copy(), "c": values}
-    together = as_tensors(arrays, {k: dtype for k in arrays})
+    packed = PackedSignature(lambda **inputs: inputs, {k: dtype for k in arrays})
+    together = packed(arrays)
     for key, value in arrays.items():
         np.testing.assert_array_equal(together[key].numpy(), tf.constant(value, dtype=dtype).numpy())
 
