@@ -17,12 +17,14 @@ the measured routing fractions on the test split (dense models: every expert on 
 """
 
 import argparse
+import json
+import sys
 import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
-from common import benchmark_datasets, serving_latency_ms, write_result
+from common import RESULTS, benchmark_datasets, serving_latency_ms, write_result
 
 from tfctr.data import parquet_dataset, read_columns
 from tfctr.layers import AdaEnsembleNetwork
@@ -101,15 +103,34 @@ def main():
     parser.add_argument("--batch-size", type=int, default=1024)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--result", default="adaensemble", help="bench/results/RESULT.json")
+    parser.add_argument("--update", action="store_true",
+                        help="add --variants to (or replace them in) an existing RESULT.json run with the same data "
+                             "and training arguments; its first command stays the record's, this one is listed "
+                             "under 'reruns'")
     args = parser.parse_args()
+    previous_path = RESULTS / f"{args.result}.json"
+    previous = json.loads(previous_path.read_text()) if args.update and previous_path.exists() else None
+    if previous is not None:
+        same = ("rows", "seeds", "embedding_dim", "layers", "epochs", "batch_size", "learning_rate")
+        differ = [k for k in same if previous["args"].get(k) != vars(args)[k]]
+        if differ:
+            raise SystemExit(f"--update: {previous_path} was run with other {differ}: {previous['args']}")
     paths = benchmark_datasets(args.rows, adult=False)["synthetic_v100"]
     labels = read_columns(paths["test"], ["label"])["label"]
     bayes = evaluate(labels, read_columns(paths["test"], ["true_ctr"])["true_ctr"])
     results, singles = {}, {}
 
     def record(done: bool):  # after every variant, so that a stopped run keeps the variants it measured
-        write_result(args.result, {"rows": args.rows, "args": vars(args), "bayes_optimal": bayes, "models": results,
-                                   "partial": not done})
+        payload = {"rows": args.rows, "args": vars(args), "bayes_optimal": bayes, "models": results,
+                   "partial": not done}
+        if previous is not None:
+            rerun = {"command": " ".join(["python", "bench/adaensemble.py", *sys.argv[1:]]),
+                     "date": time.strftime("%Y-%m-%d %H:%M:%S"), "measured": list(results), "partial": not done}
+            models = {**previous["models"], **results}
+            payload = {**payload, "command": previous["command"], "date": previous["date"], "args": previous["args"],
+                       "models": models, "reruns": previous.get("reruns", []) + [rerun],
+                       "partial": any(v not in models for v in previous["args"]["variants"])}
+        write_result(args.result, payload)
 
     for name in args.variants:
         variant = dict(VARIANTS[name])

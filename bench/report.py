@@ -352,7 +352,10 @@ def adaensemble_table(result):
              f"FLOPs per example from the measured routing; latency per example of the exported SavedModel at "
              f"batch 1024 (seed 0's models). Bayes-optimal AUC {b['auc']:.4f}, logloss {b['logloss']:.4f}. "
              f"{_machine(result)}"
-             f"{' **The run was stopped before every variant had its turn.**' if result.get('partial') else ''}", "",
+             f"{' **The run was stopped before every variant had its turn.**' if result.get('partial') else ''}"
+             + "".join(f" Rows of {', '.join(r['measured'])} added by `{r['command']}` ({r['date']}"
+                       f"{'; stopped before every variant had its turn' if r.get('partial') else ''})."
+                       for r in result.get("reruns", [])), "",
              "| model | AUC | logloss | FLOPs / example | µs / example | exit depths |", "|---|---|---|---|---|---|"]
     for name, m in result["models"].items():
         exits = (m.get("routing") or {}).get("exit_depths")
