@@ -12,6 +12,7 @@ from tfctr.data import parquet_dataset, read_columns
 from tfctr.data.encoding import arrow_to_serving
 from tfctr.export import export_saved_model, fold_for_serving
 from tfctr.metrics import logloss
+from tfctr.models.baselines import APG_DEFAULTS
 from tfctr.training.train import predict_split
 from tfctr.utils import set_seed
 
@@ -52,7 +53,7 @@ def test_exported_v5_has_exactly_the_variables_of_v4_and_predicts_the_same(small
     v5 = models.build("apg_wdl", small_spec, **HP)
     v5.compile("adam", "binary_crossentropy")
     v5.fit(parquet_dataset(small_data["train"], small_spec, 512), epochs=1, verbose=0)
-    v4 = models.build("apg_wdl", small_spec, **HP, apg={"rank": 4, "version": "v4"})
+    v4 = models.build("apg_wdl", small_spec, **HP, apg={**APG_DEFAULTS, "version": "v4"})
     folded = fold_for_serving(v5)
     np.testing.assert_allclose(predict_split(folded, small_data["valid"], small_spec),
                                predict_split(v5, small_data["valid"], small_spec), atol=1e-5)
