@@ -53,7 +53,8 @@ SUITE = (
     Job("apg", ("apg.py",)),
     Job("quality_v100", ("quality.py", "--seeds", "0", "1")),
     Job("quality_v100_users4_wdl_apg_wdl_dcnv2_apg_dcnv2",
-        ("quality.py", "--models", "wdl", "apg_wdl", "dcnv2", "apg_dcnv2", "--user-groups", "4", "--seeds", "0", "1")),
+        ("quality.py", "--models", "wdl", "apg_wdl", "dcnv2", "apg_dcnv2", "--user-groups", "4",
+         "--seeds", "0", "1", "2")),
     Job("kd_dagfm", ("kd_dagfm.py", "--rows", "50000")),
     Job("adaensemble", ("adaensemble.py", "--rows", "50000", "--seeds", "0", "1",  # 20k rows: nothing learnt
                         "--variants", *ADAENSEMBLE_VARIANTS)),

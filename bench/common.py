@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -108,7 +109,7 @@ def write_result(name: str, payload: dict) -> Path:
     path = RESULTS / f"{name}.json"
     script = Path(sys.argv[0]).resolve()
     argv = [f"bench/{script.name}" if script.parent == BENCH_DIR else sys.argv[0], *sys.argv[1:]]
-    record = {"command": " ".join(["python", *argv]), "machine": machine(),
+    record = {"command": shlex.join(["python", *argv]), "machine": machine(),
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), **payload}
     path.write_text(json.dumps(record, indent=1))
     print(f"wrote {path}")

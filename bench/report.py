@@ -520,6 +520,14 @@ SECTIONS = (
      quality_table, "quality_apg_users4.png",
      "`--user-groups 4` adds a user-dependent part to the synthetic logit (C1 is the user; 4 hidden groups with "
      "their own item-value weights), the pattern APG's per-example parameters are meant for."),
+    ("APG variants: the condition (self-wise or the user field C1) and the rank K",
+     "quality_v100_users4_wdl_apg_wdl_user_apg_wdl_rank32_apg_wdl_user_rank32", quality_table, None,
+     "Run before the default K became 32 (the `apg_wdl` defaults were then K = 4): `apg_wdl_user` conditions every "
+     "layer on the embedding of C1, the user (group-wise, the paper's main alternative); `_rank32` sets K = 32."),
+    ("APG variants: K = 16 and 32 on both backbones", "quality_v100_users4_apg_wdl_rank16_apg_dcnv2_rank16_"
+     "apg_dcnv2_rank32", quality_table, None,
+     "The backbones (`wdl`, `dcnv2`) and K = 4 are in the APG quality table above (the same seeds and data; "
+     "training is deterministic per seed)."),
     ("KD-DAGFM: teachers, students alone, distilled, fine-tuned", "kd_dagfm", kd_dagfm_table, "kd_dagfm.png",
      "Speed-ups are the exported SavedModels' `serving_default` on raw rows, encoding included; at batch 1 that "
      "fixed encoding cost dominates both models. The paper's latencies are per example of batched inference "
