@@ -37,7 +37,7 @@ class LoadedVersion:
     signatures: dict
     signature_defs: dict = field(default_factory=dict)
     warmup_requests: int = 0  # warm-up records replayed before it was served
-    input_dtypes: dict = field(default_factory=dict)  # per signature, filled by requests.input_dtypes
+    input_dtypes: dict = field(default_factory=dict)  # per signature: {input name: tf.DType}, read at load
     packed: dict = field(default_factory=dict)  # per signature of [batch] inputs: its PackedSignature
 
 
@@ -68,8 +68,9 @@ def load_version(model_dir: Path, version: int) -> LoadedVersion:
     public = {k: v for k, v in meta_graph.signature_def.items() if not k.startswith("__")}
     result = LoadedVersion(version, path, loaded, dict(loaded.signatures), public)
     for name, signature_def in public.items():
+        dtypes = {k: tf.dtypes.as_dtype(v.dtype) for k, v in signature_def.inputs.items()}
+        result.input_dtypes[name] = dtypes
         if packable(signature_def):
-            dtypes = {k: tf.dtypes.as_dtype(v.dtype) for k, v in signature_def.inputs.items()}
             result.packed[name] = PackedSignature(result.signatures[name], dtypes)
     result.warmup_requests = replay_warmup(result)
     return result

@@ -74,15 +74,6 @@ def check_method(loaded: LoadedVersion, signature: str, method: str) -> None:
                            f"{method} needs one with method_name tensorflow/serving/{method}")
 
 
-def input_dtypes(loaded: LoadedVersion, signature: str) -> dict[str, tf.DType]:
-    """``{input name: dtype}`` of a signature (read from its definition once per loaded version)."""
-    cached = loaded.input_dtypes.get(signature)
-    if cached is None:
-        cached = {k: tf.dtypes.as_dtype(v.dtype) for k, v in loaded.signature_defs[signature].inputs.items()}
-        loaded.input_dtypes[signature] = cached
-    return cached
-
-
 def check_known_inputs(names, signature: str, expected) -> None:
     """INVALID_ARGUMENT naming (at most ten of) the ``names`` the signature does not take, before any value of
     them is converted."""
@@ -125,7 +116,7 @@ def call_signature(loaded: LoadedVersion, signature: str, arrays: dict) -> dict[
     if packed is not None:
         outputs = packed(arrays)
     else:
-        dtypes = input_dtypes(loaded, signature)
+        dtypes = loaded.input_dtypes[signature]
         outputs = loaded.signatures[signature](**{k: tf.constant(v, dtype=dtypes[k]) for k, v in arrays.items()})
     note_rows(len(next(iter(arrays.values()))))
     return {key: value.numpy() for key, value in outputs.items()}

@@ -43,7 +43,6 @@ from tfctr.serving.requests import (
     check_examples,
     check_known_inputs,
     check_method,
-    input_dtypes,
     resolve,
     run_classify,
     run_predict,
@@ -91,7 +90,7 @@ def predict_json(repository: ModelRepository, model: str, version: int | None, b
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
                            'the body must be a JSON object with exactly one of "instances" or "inputs"')
     loaded, signature = resolve(repository, model, version, signature_name, "serving_default", label)
-    dtypes = input_dtypes(loaded, signature)
+    dtypes = loaded.input_dtypes[signature]
     if "instances" in body:
         rows = body["instances"]
         if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):

@@ -37,7 +37,6 @@ from tfctr.serving.requests import (
     check_examples,
     check_known_inputs,
     check_method,
-    input_dtypes,
     resolve,
     run_classify,
     run_predict,
@@ -95,7 +94,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     @_call
     def Predict(self, request):
         loaded, name = self.handler.resolve(request.model_spec, "serving_default")
-        dtypes = input_dtypes(loaded, name)
+        dtypes = loaded.input_dtypes[name]
         check_known_inputs(request.inputs, name, dtypes)  # named before any value is decoded
         arrays = {key: decode_input(key, proto, dtypes[key], self.max_rows) for key, proto in request.inputs.items()}
         outputs = run_predict(loaded, name, arrays, request.output_filter, self.batcher, self.max_rows)
