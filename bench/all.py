@@ -58,7 +58,7 @@ SUITE = (
     Job("kd_dagfm", ("kd_dagfm.py", "--rows", "50000")),
     Job("adaensemble", ("adaensemble.py", "--rows", "50000", "--seeds", "0", "1",  # 20k rows: nothing learnt
                         "--variants", *ADAENSEMBLE_VARIANTS)),
-    Job("optfusion", ("optfusion.py", "--rows", "15000", "--epochs", "2", "--seeds", "0", "1")),
+    Job("optfusion", ("optfusion.py", "--rows", "15000", "--epochs", "2", "--seeds", "0", "1", "2")),
     Job("distributed", ("distributed.py", "--rows", "100000")),
     Job("notebooks", ("notebooks.py",)),  # also renders the executed notebooks to docs/notebooks/
 )

@@ -1,8 +1,8 @@
 """OptFusion ablation (the shape of the paper's table): fixed fusion everywhere (add / product / concat /
 attention, every connection), the stacked and parallel DCN baselines of the same space, and the searched
-architectures (one-shot soft, one-shot hard, sequential soft), over seeds, on synthetic data and UCI Adult
-when present: test AUC/logloss, search and retrain seconds. Draws seed 0's one-shot soft architecture to
-bench/results/optfusion_graph.png.
+architectures (one-shot soft, one-shot hard, one-shot one-hot, sequential soft), over seeds, on synthetic
+data and UCI Adult when present: test AUC/logloss, search and retrain seconds. Draws seed 0's one-shot
+soft architecture to bench/results/optfusion_graph.png.
 
     python bench/optfusion.py [--rows 50000] [--seeds 0 1 2] [--embedding-dim 8] [--levels 3]
 """
@@ -21,8 +21,10 @@ from tfctr.models.fusion import fixed_architecture
 from tfctr.training import search_fusion, train
 
 FIXED = ["add", "product", "concat", "attention", "stacked", "parallel"]
+# name → (search_fusion's selection, algorithm); "hard" is the authors' soft search + argmax derive,
+# "one_hot" tfctr's straight-through one-hot search
 SEARCHED = {"one_shot_soft": ("soft", "one_shot"), "one_shot_hard": ("hard", "one_shot"),
-            "sequential_soft": ("soft", "sequential")}
+            "one_shot_one_hot": ("one_hot", "one_shot"), "sequential_soft": ("soft", "sequential")}
 
 
 def run_variant(name, paths, seed, args, out):
