@@ -92,12 +92,6 @@ class BilevelTraining(StepModel):
         self.optimizer.apply_gradients(zip(tape.gradient(loss, self.weights_w), self.weights_w))
         return self.record(labels, logit, loss=per_example)
 
-    def test_step(self, data):
-        x, y = data[:2]
-        logit = self.logit(x, training=False)
-        labels, per_example = bce_per_example(y, logit)
-        return self.record(labels, logit, loss=per_example)
-
 
 ROUTINGS = ("joint", "bilevel")
 

@@ -80,12 +80,6 @@ class FusionSearch(StepModel):
             optimizer.apply_gradients(zip(grads, variables))
         return self.record(labels, logit, loss=per_example)
 
-    def test_step(self, data):
-        x, y = data[:2]
-        logit = self.logit(x, training=False)
-        labels, per_example = bce_per_example(y, logit)
-        return self.record(labels, logit, loss=per_example)
-
 
 def _search(network, train_input, valid_input, stage_dir, epochs, patience, learning_rate, arch_learning_rate,
             embedding_learning_rate, verbose, runtime, log_every, **flags):

@@ -65,6 +65,13 @@ class StepModel(tf.keras.Model):
     def tracker(self, name: str) -> tf.keras.metrics.Mean:
         return next(t for t in self.trackers if t.name == name)
 
+    def test_step(self, data):
+        """Evaluation on the labels alone: the network's logit (inference mode), its BCE as ``loss``."""
+        x, y = data[:2]
+        logit = self.logit(x, training=False)
+        labels, per_example = bce_per_example(y, logit)
+        return self.record(labels, logit, loss=per_example)
+
     def record(self, labels, logit, **means):
         """Updates the trackers named in ``means`` and returns every metric's result."""
         for name, value in means.items():
