@@ -1,3 +1,5 @@
+import itertools
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -24,9 +26,10 @@ def _operation_np(layer, op, xs, mask=None, scaled=False):
         return sum(xs)
     if op == "product":
         connected = [x for i, x in enumerate(xs) if mask is None or mask[i] > 0]
-        if scaled:
-            connected = [(x - x.mean(axis=1, keepdims=True)) / np.sqrt(x.var(axis=1, keepdims=True) + 1e-6)
-                         for x in connected]
+        if scaled:  # Σ over the non-empty subsets S of the connected inputs of Π_{i ∈ S} tanh(x_i)
+            terms = [np.tanh(x) for x in connected]
+            return sum((np.prod(subset, axis=0) for r in range(1, len(terms) + 1)
+                        for subset in itertools.combinations(terms, r)), np.zeros_like(xs[0]))
         return np.prod(connected, axis=0) if connected else np.zeros_like(xs[0])
     if op == "concat":
         kernel, bias = layer.concat.get_weights()
@@ -48,10 +51,22 @@ def test_scaled_product_and_attention_against_numpy(op):
         return float(np.sqrt((op_layer(xs).numpy() ** 2).mean()))
 
     add = rms(FusionOperation(["add"]))
-    if op == "product":  # scaled: of order one whatever the inputs' scale; plain: (1e-3)^5
-        assert 0.1 < rms(FusionOperation([op], scaled=True)) < 100 and rms(FusionOperation([op])) < 1e-12
-    else:  # scaled: starts as ADD; plain: about W times smaller
-        assert 0.5 < rms(FusionOperation([op], scaled=True)) / add < 2 and rms(FusionOperation([op])) / add < 0.4
+    # scaled: both start as ADD; plain: the product is (1e-3)^5, the attention about W times smaller
+    assert 0.5 < rms(FusionOperation([op], scaled=True)) / add < 2
+    assert (rms(FusionOperation([op])) < 1e-12) if op == "product" else (rms(FusionOperation([op])) / add < 0.4)
+
+
+def test_scaled_product_with_connections_and_large_inputs():
+    """A disconnected input is a factor 1, nothing connected gives zeros, and each factor stays in [0, 2]."""
+    xs = [x * 100.0 for x in _inputs(seed=4)]
+    layer = FusionOperation(["product"], scaled=True)
+    mask = np.array([1.0, 0.0, 1.0], np.float32)
+    np.testing.assert_allclose(layer(xs, connections=tf.constant(mask)).numpy(),
+                               _operation_np(layer, "product", [x.numpy() for x in xs], mask, scaled=True),
+                               rtol=1e-5, atol=1e-5)
+    assert np.all(layer(xs, connections=tf.zeros([K])).numpy() == 0)
+    out = layer(xs).numpy()
+    assert np.all(out >= -1) and np.all(out <= 2 ** K - 1)  # tanh saturates to ±1 in float32
 
 
 @pytest.mark.parametrize("op", OPERATIONS)

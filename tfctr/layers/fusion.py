@@ -18,11 +18,16 @@ from tfctr.layers.validation import as_shape_list, as_tensor_list, build_sublaye
 OPERATIONS = ("add", "product", "concat", "attention")
 
 
-def standardize_features(x, epsilon=1e-6):
-    """``(x − mean(x)) / sqrt(var(x) + ε)`` over the last axis of ``[B, w]``: layer normalisation without
-    parameters."""
-    mean, variance = tf.nn.moments(x, axes=[-1], keepdims=True)
-    return (x - mean) * tf.math.rsqrt(variance + epsilon)
+def bounded_product(xs, mask=None):
+    """``Π_i (1 + m_i · tanh(x_i)) − 1`` of k inputs ``[B, w]`` (``m_i`` the connection ``mask[i]``, 1 without a
+    mask): ``Σ_i t_i + Σ_{i<j} t_i t_j + … + Π_i t_i`` with ``t_i = m_i · tanh(x_i)``, every order of product of
+    the squashed inputs. Small inputs make it ADD (each t_i ≈ x_i), each factor stays in (0, 2) however large its
+    input, and it is zero when no input is connected."""
+    terms = [tf.tanh(x) if mask is None else mask[i] * tf.tanh(x) for i, x in enumerate(xs)]
+    product = 1.0 + terms[0]
+    for term in terms[1:]:
+        product = product * (1.0 + term)
+    return product - 1.0
 
 
 def node_names(num_levels: int) -> list[str]:
@@ -57,11 +62,12 @@ class FusionOperation(tf.keras.layers.Layer):
     ``op_weights`` the constant ``operation_weights`` are used (a derived soft architecture), or the single
     operation (several operations without weights are averaged).
 
-    ``scaled=True`` (our addition, used by the fixed ``product`` and ``attention`` baselines): product multiplies
-    the inputs standardised over their w features (``standardize_features``: mean 0, variance 1 per example), so
-    its scale does not vanish with the number of factors (eight inputs of embedding scale 1e-2 multiply to 1e-16,
-    a constant prediction) and ReLU outputs do not zero most of the product;
-    attention uses ``w · a_i``, so it starts as ADD (a_i ≈ 1/w at initialisation) instead of w times smaller.
+    ``scaled=True`` (our addition, used by the fixed ``product`` and ``attention`` baselines): product is
+    ``bounded_product``, Π_i (1 + tanh x_i) − 1, which starts as ADD while the inputs are small and holds every
+    order of product of them, where the plain product of eight inputs of embedding scale 1e-2 is 1e-16, a
+    constant prediction (and multiplying inputs standardised per example gave heavy-tailed noise that did not
+    train either: AUC 0.50, logloss 1.1); attention uses ``w · a_i``, so it starts as ADD (a_i ≈ 1/w at
+    initialisation) instead of w times smaller.
     The search keeps the authors' unscaled forms.
 
     Args:
@@ -107,7 +113,7 @@ class FusionOperation(tf.keras.layers.Layer):
             return tf.add_n(xs)
         if op == "product":
             if self.scaled:
-                xs = [standardize_features(x) for x in xs]
+                return bounded_product(xs, mask)
             if mask is None or self.product_masked_as_zero:
                 product = xs[0]
                 for x in xs[1:]:
