@@ -542,8 +542,10 @@ SECTIONS = (
      None, "Why `adaensemble` runs without the depth controller and the load regulariser by default (README, "
      "\"AdaEnsemble\")."),
     ("OptFusion (the shape of the paper's ablation)", "optfusion", optfusion_table, "optfusion.png",
-     "Fixed `product` fusion of unnormalised inputs can collapse to a constant prediction (AUC 0.5) and fixed "
-     "`attention` starts with ≈ 1/w weights per input (METHODS.md §1.5); the search learns to weight them down."
+     "The fixed `product` and `attention` rows fuse scaled inputs (`FusionOperation(scaled=True)`: the product is "
+     "Π(1 + tanh x_i) − 1, the attention weights are multiplied by the width; README, \"OptFusion\"): unscaled, "
+     "the product of eight inputs collapses to a constant prediction (AUC 0.5). `one_shot_hard` is the authors' "
+     "pipeline (soft search, argmax derive), `one_shot_one_hot` tfctr's straight-through one-hot search."
      "\n\n![OptFusion one-shot soft architecture, synthetic data, seed 0](bench/results/optfusion_graph.png)"),
     ("Distributed training (`tf.distribute` strategies, one host)", "distributed", distributed_table,
      "distributed.png",
