@@ -21,7 +21,7 @@ OPERATIONS = ("add", "product", "concat", "attention")
 def bounded_product(xs, mask=None):
     """``Π_i (1 + m_i · tanh(x_i)) − 1`` of k inputs ``[B, w]`` (``m_i`` the connection ``mask[i]``, 1 without a
     mask): ``Σ_i t_i + Σ_{i<j} t_i t_j + … + Π_i t_i`` with ``t_i = m_i · tanh(x_i)``, every order of product of
-    the squashed inputs. Small inputs make it ADD (each t_i ≈ x_i), each factor stays in (0, 2) however large its
+    the squashed inputs. Small inputs make it ADD (each t_i ≈ x_i), each factor stays in [0, 2] however large its
     input, and it is zero when no input is connected."""
     terms = [tf.tanh(x) if mask is None else mask[i] * tf.tanh(x) for i, x in enumerate(xs)]
     product = 1.0 + terms[0]
