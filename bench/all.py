@@ -55,7 +55,7 @@ SUITE = (
     Job("quality_v100_users4_wdl_apg_wdl_dcnv2_apg_dcnv2",
         ("quality.py", "--models", "wdl", "apg_wdl", "dcnv2", "apg_dcnv2", "--user-groups", "4",
          "--seeds", "0", "1", "2")),
-    Job("kd_dagfm", ("kd_dagfm.py", "--rows", "50000")),
+    Job("kd_dagfm", ("kd_dagfm.py", "--rows", "60000")),
     Job("adaensemble", ("adaensemble.py", "--rows", "50000", "--seeds", "0", "1",  # 20k rows: nothing learnt
                         "--variants", *ADAENSEMBLE_VARIANTS)),
     Job("optfusion", ("optfusion.py", "--rows", "15000", "--epochs", "2", "--seeds", "0", "1", "2")),
