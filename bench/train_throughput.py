@@ -135,6 +135,8 @@ def main():
     parser.add_argument("--precision", choices=["float32", "mixed", "both"], default="float32",
                         help="tfctr's precision; both: float32 and mixed back to back in every round (no DeepCTR), "
                              "written to train_throughput_precision.json")
+    parser.add_argument("--result", help="bench/results/RESULT.json (default: train_throughput, "
+                        "train_throughput_precision or train_throughput_fuxictr, by what is measured)")
     parser.add_argument("--mixed", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--clipnorm", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--one", help=argparse.SUPPRESS)
@@ -196,8 +198,8 @@ def main():
                       f"{measured['latency_ms_batch_1024']:.2f} ms (1024)")
         if "ratio_runs" in entry:
             print(f"{name:15s} tfctr / {against} per round: {', '.join(f'{r:.2f}' for r in entry['ratio_runs'])}")
-    result_name = ("train_throughput_precision" if args.precision != "float32"
-                   else "train_throughput_fuxictr" if against == "fuxictr" else "train_throughput")
+    result_name = args.result or ("train_throughput_precision" if args.precision != "float32" else
+                                  "train_throughput_fuxictr" if against == "fuxictr" else "train_throughput")
     write_result(result_name, {
         "precision": args.precision, "rows": args.rows, "batch_size": args.batch_size,
         "min_seconds": args.min_seconds, "embedding_dim": args.embedding_dim, "matmul_peak_flops": peak,
