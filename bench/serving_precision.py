@@ -10,7 +10,7 @@ taking turns (``serving_latency.py``); the ratio float32 / bfloat16 is the speed
 On CPUs without bfloat16 hardware (AVX2 only; the JSON's ``machine.bfloat16_hardware``) TensorFlow emulates
 bfloat16 and the ratio is below 1: the figure to act on comes from a CPU with AMX / AVX512-BF16.
 
-    python bench/serving_precision.py [--rows 200000] [--epochs 2] [--models dcnv2 xdeepfm apg_dcnv2 xdeepint]
+    python bench/serving_precision.py [--rows 200000] [--epochs 2] [--models dcnv2 xdeepfm ...] [--result NAME]
 """
 
 import argparse
@@ -62,6 +62,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--models", nargs="+", default=list(HYPER_PARAMETERS), choices=list(HYPER_PARAMETERS))
     parser.add_argument("--calls", type=int, default=40, help="timed calls per export at batch 1024")
+    parser.add_argument("--result", default="serving_precision", help="bench/results/RESULT.json")
     args = parser.parse_args()
     paths = synthetic(f"criteo_like_learnable_{args.rows}", args.rows, config=LEARNABLE)
     test = pq.read_table(paths["test"])
@@ -89,7 +90,7 @@ def main():
                 "batch1_speedup": ms["float32"]["1"] / ms["bfloat16"]["1"],
             }
             print(name, json.dumps(rows[name]), flush=True)
-    write_result("serving_precision", {"rows": args.rows, "epochs": args.epochs, "models": rows})
+    write_result(args.result, {"rows": args.rows, "epochs": args.epochs, "models": rows})
 
 
 if __name__ == "__main__":
