@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
+from tfctr import models
 from tfctr.training import train
+from tfctr.training.distribute import precision
 
 SCRIPT = Path(__file__).parent / "scripts" / "mirrored_equivalence.py"
 ENV = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -44,6 +46,19 @@ def test_mixed_precision_trains_with_float32_logits(small_data, small_spec, tmp_
     assert result.metrics["valid"]["model"]["auc"] > 0.6
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["training"]["mixed_precision"] and config["training"]["strategy"] == "mirrored"
+
+
+@pytest.mark.parametrize("name", models.available())
+def test_mixed_precision_reaches_every_layer_with_weights(name, small_spec):
+    # a sublayer built with the variable dtype (as TFRS's Cross builds its dense layers) computes in float32
+    # between two casts and keeps a model's largest matmuls out of bfloat16
+    with precision(True):
+        model = models.build(name, small_spec)
+    in_float32 = sorted(layer.name for layer in model.submodules if isinstance(layer, tf.keras.layers.Layer)
+                        and not isinstance(layer, tf.keras.Model) and layer.weights
+                        and layer.compute_dtype != "bfloat16")
+    assert in_float32 == [], f"{name}: these layers compute in float32 under mixed precision"
+    assert model.get_layer("logit").compute_dtype == "float32"  # the loss's input stays float32
 
 
 def _tf_config(monkeypatch, cluster, task_type, index):

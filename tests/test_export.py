@@ -225,6 +225,12 @@ def test_model_card_from_the_python_api(small_data, small_spec, tmp_path):
     assert card["model"] == "lr" and card["metrics"]["valid"]["model"]["auc"] == result.metrics["valid"]["model"]["auc"]
 
 
+def _has_bfloat16_ops(signature) -> bool:
+    library = signature.graph.as_graph_def().library.function
+    return any(value.type == tf.bfloat16.as_datatype_enum for function in library for node in function.node_def
+               for value in node.attr.values())
+
+
 def test_bfloat16_export_computes_in_bfloat16_within_its_measured_tolerance(small_data, small_spec, tmp_path):
     from tfctr.data import parquet_dataset
 
@@ -242,11 +248,15 @@ def test_bfloat16_export_computes_in_bfloat16_within_its_measured_tolerance(smal
     path = export_saved_model(model, small_spec, tmp_path, "m", precision="bfloat16", check_data=small_data["valid"])
     check = json.loads((path / "assets.extra" / "model_card.json").read_text())["precision"]
     assert check["compute"] == "bfloat16" and check["rows"] == 3000 and 0 < check["max_abs"] <= 0.01
-    # the served graph is the bfloat16 one: its largest difference to the float32 model on the same rows is the
-    # one the export measured (and not 0)
+    # the served graph is the bfloat16 one: it computes in bfloat16 and differs from the float32 model, by at most
+    # the tolerance the export checked (not by exactly what it measured in-process: with AMX, bfloat16 kernels
+    # round by their blocking, which differs between the two graphs)
+    signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+    assert _has_bfloat16_ops(signature)
     raw = arrow_to_serving(pq.read_table(small_data["valid"]), small_spec)
-    served = tf.saved_model.load(str(path)).signatures["serving_default"](**{k: tf.constant(v) for k, v in raw.items()})
+    served = signature(**{k: tf.constant(v) for k, v in raw.items()})
     expected = predict_split(model, small_data["valid"], small_spec)
-    assert np.abs(served["probability"].numpy() - expected).max() == pytest.approx(check["max_abs"], rel=1e-3)
+    assert 0 < np.abs(served["probability"].numpy() - expected).max() <= 0.01
     float32 = export_saved_model(model, small_spec, tmp_path, "m")
+    assert not _has_bfloat16_ops(tf.saved_model.load(str(float32)).signatures["serving_default"])
     assert json.loads((float32 / "assets.extra" / "model_card.json").read_text())["precision"] == {"compute": "float32"}

@@ -121,12 +121,31 @@ class MixtureCross(tf.keras.layers.Layer):
         return config
 
 
+class PolicyCross(tfrs.layers.dcn.Cross):
+    """``tfrs.layers.dcn.Cross`` (DCN-V2's ``x_0 ⊙ (W x_l + b) + x_l``) whose dense sublayers compute in this
+    layer's dtype policy.
+
+    TFRS builds them with ``dtype=self.dtype``, the policy's *variable* dtype: under mixed precision the
+    ``[B, d] × [d, d]`` matmul, the bulk of DCN-V2's FLOPs, then runs in float32 between two casts while the rest
+    of the model computes in bfloat16 / float16. Here the sublayers take the whole policy (float32 variables,
+    reduced-precision compute), the same policy every other tfctr layer has. Outside mixed precision nothing
+    changes. Shapes as ``Cross``: ``x_0, x_l`` ``[B, d]`` → ``[B, d]``.
+    """
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        for name in ("_dense", "_dense_u", "_dense_v"):
+            dense = getattr(self, name, None)
+            if dense is not None:  # not built yet: its variables and casts follow the policy set here
+                dense._set_dtype_policy(self.dtype_policy)
+
+
 @tf.keras.utils.register_keras_serializable(package="tfctr")
 class CrossNetwork(tf.keras.layers.Layer):
     """A stack of ``num_layers`` cross layers over ``x0``: ``x_{l+1} = cross(x_0, x_l)``, returning ``x_L``.
 
     ``kind="vector"`` is DCN's ``VectorCross``; ``kind="matrix"`` is DCN-V2 (Wang et al. 2021, eq. 1)
-    ``x_{l+1} = x_0 ⊙ (W_l x_l + b_l) + x_l`` from ``tfrs.layers.dcn.Cross``, full rank, or low rank
+    ``x_{l+1} = x_0 ⊙ (W_l x_l + b_l) + x_l`` from ``tfrs.layers.dcn.Cross`` (``PolicyCross``), full rank, or low rank
     ``W_l = U_l V_l`` with ``projection_dim`` = r; ``kind="mix"`` is DCN-Mix (``MixtureCross``, ``num_experts``
     low-rank experts of rank ``projection_dim``, default 32).
 
@@ -179,10 +198,9 @@ class CrossNetwork(tf.keras.layers.Layer):
                                  for i in range(self.num_layers)]
         else:
             self.cross_layers = [
-                tfrs.layers.dcn.Cross(projection_dim=projection_dim, diag_scale=self.diag_scale,
-                                      use_bias=self.use_bias, preactivation=self.preactivation,
-                                      kernel_initializer=initializer,
-                                      kernel_regularizer=self.kernel_regularizer, name=f"cross_{i}")
+                PolicyCross(projection_dim=projection_dim, diag_scale=self.diag_scale, use_bias=self.use_bias,
+                            preactivation=self.preactivation, kernel_initializer=initializer,
+                            kernel_regularizer=self.kernel_regularizer, name=f"cross_{i}")
                 for i in range(self.num_layers)
             ]
 
