@@ -6,7 +6,7 @@ epochs, so model selection never stops a run early and both precisions train the
 epoch kept is still the best on validation). Seeds differ between the pairs, not inside one. The throughput side
 is ``train_throughput.py --precision both``.
 
-    python bench/precision_quality.py [--rows 200000] [--epochs 2] [--seeds 0 1 2] [--models dcnv2 ...]
+    python bench/precision_quality.py [--rows 200000] [--epochs 2] [--seeds 0 1 2] [--models dcnv2 ...] [--result NAME]
 """
 
 import argparse
@@ -28,6 +28,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--result", default="precision_quality", help="bench/results/RESULT.json")
     args = parser.parse_args()
     paths = synthetic(f"criteo_like_learnable_{args.rows}", args.rows, config=LEARNABLE)
     rows = {}
@@ -51,7 +52,7 @@ def main():
             print(name, f"mixed - float32 AUC {rows[name]['auc_gap_mean']:+.4f} ± {rows[name]['auc_gap_std']:.4f}",
                   flush=True)
             # written after every model, so a run stopped early keeps what it measured
-            write_result("precision_quality", {"rows": args.rows, "epochs": args.epochs, "seeds": args.seeds,
+            write_result(args.result, {"rows": args.rows, "epochs": args.epochs, "seeds": args.seeds,
                                                "models": rows, "complete": len(rows) == len(args.models)})
 
 
