@@ -44,8 +44,11 @@ def test_cpu_features_tell_bfloat16_hardware_apart():
     assert amx.model == "Intel(R) Xeon(R) Platinum 8481C" and amx.bfloat16 and "amx_tile" in amx.flags
     assert epyc.model == "AMD EPYC 7B13" and not epyc.bfloat16
     assert not cpu_features("flags\t: amx_bf16\n").bfloat16  # AMX-BF16 needs the tiles too
-    assert "float32" in precision_note(False, 0) and "float16" in precision_note(True, 1)
-    assert "bfloat16" in precision_note(True, 0)
+    assert "float16" in precision_note(True, 1) and "bfloat16" not in precision_note(False, 1)
+    assert "in hardware" in precision_note(True, 0, amx) and "emulated" in precision_note(True, 0, epyc)
+    # float32 on a CPU with bfloat16 hardware points at the faster path; elsewhere it only says what runs
+    assert "--mixed-precision trained" in precision_note(False, 0, amx)
+    assert "--mixed-precision trained" not in precision_note(False, 0, epyc)
 
 
 def test_bfloat16_predictions_stay_within_a_stated_tolerance_of_float32(small_data, small_spec):
