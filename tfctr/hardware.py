@@ -47,8 +47,8 @@ def precision_note(mixed: bool, gpus: int, cpu: CPUFeatures | None = None) -> st
     if not mixed:
         if cpu.bfloat16:
             return ("precision: float32; this CPU computes bfloat16 in hardware, where --mixed-precision trained "
-                    "the matmul-heavy models 1.5-2x faster at the same test AUC (README, \"Distributed training and "
-                    "mixed precision\")")
+                    "dcnv2, xdeepfm and xdeepint 1.9-2.0x faster (README, \"Distributed training and mixed "
+                    "precision\")")
         return "precision: float32 (mixed precision is off; --mixed-precision turns it on)"
     if cpu.bfloat16:
         have = ", ".join(f for f in BFLOAT16_FLAGS + ("amx_tile",) if f in cpu.flags)
