@@ -11,7 +11,7 @@ stopping early on its validation split as ``train`` does. The batch-1 encoding
 floor is the same latency for a logistic regression on the same spec: the raw-feature encoding every served graph
 starts with, which bounds any student's batch-1 speed-up by teacher / floor.
 
-    python bench/kd_dagfm.py [--rows 100000] [--seeds 0 1 2] [--teachers cin crossnet]
+    python bench/kd_dagfm.py [--rows 100000] [--seeds 0 1 2] [--teachers cin crossnet] [--datasets adult ...]
 """
 
 import argparse
@@ -24,7 +24,7 @@ from common import benchmark_datasets, serving_latencies_ms, write_result
 from measure import forward_flops_per_example
 
 from tfctr.data import parquet_dataset
-from tfctr.defaults import DISTILL_EPOCHS, FINETUNE_EPOCHS
+from tfctr.defaults import DISTILL_EPOCHS, DISTILL_LEARNING_RATE, FINETUNE_EPOCHS, FINETUNE_LEARNING_RATE
 from tfctr.models import build
 from tfctr.training import distill, train
 
@@ -101,9 +101,21 @@ def main():
     parser.add_argument("--distill-epochs", type=int)
     parser.add_argument("--finetune-epochs", type=int)
     parser.add_argument("--no-adult", action="store_true")
+    parser.add_argument("--datasets", nargs="*", help="which datasets and in which order (default: synthetic_v100, "
+                        "then adult when present)")
     parser.add_argument("--result", default="kd_dagfm", help="bench/results/RESULT.json")
     args = parser.parse_args()
     datasets = benchmark_datasets(args.rows, adult=not args.no_adult)
+    if args.datasets:
+        unknown = sorted(set(args.datasets) - set(datasets))
+        if unknown:
+            raise SystemExit(f"--datasets: {unknown} not among {sorted(datasets)}")
+        datasets = {name: datasets[name] for name in args.datasets}
+    # the schedule that ran: the options given, distill()'s defaults for the rest
+    schedule = {"distill_epochs": args.distill_epochs or DISTILL_EPOCHS,
+                "distill_learning_rate": args.distill_learning_rate or DISTILL_LEARNING_RATE,
+                "finetune_epochs": args.finetune_epochs or FINETUNE_EPOCHS,
+                "finetune_learning_rate": args.finetune_learning_rate or FINETUNE_LEARNING_RATE}
     results = {}
     for data_name, paths in datasets.items():
         for teacher_name in args.teachers:
@@ -124,9 +136,13 @@ def main():
                 "student": f"dagfm-{TEACHERS[teacher_name][2]}", "summary": summary, "cost": cost,
                 "student_speedup": speedup, "encoding_floor_ms_batch_1": floor, "seconds": all_times,
                 "per_seed": per_seed}
-            print(data_name, teacher_name, {s: round(v["logloss_mean"], 4) for s, v in summary.items()
-                                            if "logloss_mean" in v}, "speedup", speedup, flush=True)
-    write_result(args.result, {"rows": args.rows, "seeds": args.seeds, "args": vars(args), "datasets": results})
+            print(data_name, teacher_name, {s: round(v["auc_mean"], 4) for s, v in summary.items()
+                                            if "auc_mean" in v}, "speedup", speedup, flush=True)
+            # written after every teacher, so a run stopped early keeps what it measured
+            done = sum(len(teachers) for teachers in results.values())
+            write_result(args.result, {"rows": args.rows, "seeds": args.seeds, "args": {**vars(args), **schedule},
+                                       "datasets": results,
+                                       "complete": done == len(datasets) * len(args.teachers)})
 
 
 if __name__ == "__main__":

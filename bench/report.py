@@ -340,6 +340,8 @@ def kd_dagfm_table(result):
                      f" encoding alone, served as a logistic regression, takes {floor:.2f} ms)") if floor else ""
             lines += ["", f"Student serving speed-up over the teacher: {speed['batch_1']:.2f}× at batch 1{bound}, "
                       f"{speed['batch_1024']:.2f}× at batch 1024.", ""]
+    if not result.get("complete", True):
+        lines += ["The run was stopped before every teacher had its turn: only the tables above were measured.", ""]
     return "\n".join(lines)
 
 
