@@ -47,6 +47,8 @@ CONFIGS = {
     "fibinet": ("fibinet", {"hidden_units": HIDDEN}),
     "pnn": ("pnn", {"hidden_units": HIDDEN}),
 }
+# tfctr-only configurations (no DeepCTR or FuxiCTR twin): measured when named, e.g. with --precision both
+CONFIGS_WITHOUT_TWIN = {"apg_dcnv2": ("apg_dcnv2", {"hidden_units": HIDDEN, "structure": "parallel", "num_layers": 3})}
 # the library measured next to tfctr: its venv's python, its twin of run_one, and the global norm its training
 # step clips the gradient at (None: it does not; the tfctr side then clips at the same norm)
 COMPETITORS = {
@@ -88,7 +90,7 @@ def run_one(name: str, data_path: Path, batch_size: int, embedding_dim: int, min
 
     inputs, labels, _ = load_encoded(data_path)
     spec = FeatureSpec.load(DATA / data_path.name.replace("encoded_", "spec_").replace(".npz", ".json"))
-    model_name, hp = CONFIGS[name]
+    model_name, hp = {**CONFIGS, **CONFIGS_WITHOUT_TWIN}[name]
     if model_name != "lr":
         hp = {**hp, "embedding_dim": embedding_dim}
     with precision(mixed):  # mixed: float16 on a GPU, bfloat16 on a CPU, as tfctr train --mixed-precision
@@ -126,7 +128,7 @@ def main():
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=4096)
     parser.add_argument("--embedding-dim", type=int, default=16)
-    parser.add_argument("--models", nargs="*", default=list(CONFIGS))
+    parser.add_argument("--models", nargs="*", default=list(CONFIGS), choices=[*CONFIGS, *CONFIGS_WITHOUT_TWIN])
     parser.add_argument("--against", choices=[*COMPETITORS, "none"], default="deepctr",
                         help="the library measured back to back with tfctr (when its venv exists)")
     parser.add_argument("--no-deepctr", action="store_true", help="the same as --against none")
