@@ -47,7 +47,7 @@ def precision_note(mixed: bool, gpus: int, cpu: CPUFeatures | None = None) -> st
     if not mixed:
         if cpu.bfloat16:
             return ("precision: float32; this CPU computes bfloat16 in hardware, where --mixed-precision trained "
-                    "dcnv2, xdeepfm and xdeepint 1.9-2.0x faster (README, \"Distributed training and mixed "
+                    "dcnv2, apg_dcnv2, xdeepfm and xdeepint 1.7-2.0x faster (README, \"Distributed training and mixed "
                     "precision\")")
         return "precision: float32 (mixed precision is off; --mixed-precision turns it on)"
     if cpu.bfloat16:
