@@ -40,16 +40,14 @@ def cpu_features(cpuinfo: str | None = None) -> CPUFeatures:
 
 def precision_note(mixed: bool, gpus: int, cpu: CPUFeatures | None = None) -> str:
     """One line for the training log: which precision runs and why (``cpu``: this machine's by default)."""
+    off = "precision: float32 (mixed precision is off; --mixed-precision turns it on)"
     if gpus:
-        return (f"precision: mixed float16 on {gpus} GPU(s), float32 variables and loss scaling" if mixed else
-                "precision: float32 (mixed precision is off; --mixed-precision turns it on)")
+        return f"precision: mixed float16 on {gpus} GPU(s), float32 variables and loss scaling" if mixed else off
     cpu = cpu or cpu_features()
     if not mixed:
-        if cpu.bfloat16:
-            return ("precision: float32; this CPU computes bfloat16 in hardware, where --mixed-precision trained "
-                    "dcnv2, apg_dcnv2, xdeepfm and xdeepint 1.7-2.0x faster (README, \"Distributed training and mixed "
-                    "precision\")")
-        return "precision: float32 (mixed precision is off; --mixed-precision turns it on)"
+        return ("precision: float32; this CPU computes bfloat16 in hardware, where --mixed-precision trained dcnv2, "
+                "apg_dcnv2, xdeepfm and xdeepint 1.7-2.0x faster (README, \"Distributed training and mixed "
+                "precision\")") if cpu.bfloat16 else off
     if cpu.bfloat16:
         have = ", ".join(f for f in BFLOAT16_FLAGS + ("amx_tile",) if f in cpu.flags)
         return f"precision: mixed bfloat16 on the CPU, which computes it in hardware ({have}; {cpu.model})"
