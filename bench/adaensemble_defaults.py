@@ -5,9 +5,11 @@ defaults (model selection, epochs, learning rate) with only the compared hyper-p
 Variants: ``default`` (the model's defaults: no controller, no load regulariser), ``paper`` (controller on,
 λ = 1), ``nc`` (controller off, λ = 1), ``densemoe``, ``controller`` (the defaults with the depth controller on:
 k = 3 with per-example early exit, λ = 0), ``no_jitter`` (the defaults with ε = 0: no noise on the gates' input
-in training) and ``only_<kind>`` (one expert alone, k = 1). Every finished run is
-appended to ``bench/results/adaensemble_defaults.jsonl`` and the summary (mean ± std per dataset and variant) written to
-``bench/results/adaensemble_defaults.json``.
+in training), ``unweighted`` (selected experts summed without their gates, the authors' code), ``normalize``
+(every layer's output instance-normalised over its slots, the paper's text), ``k2_normalize``,
+``densemoe_normalize``, ``k<n>`` (the defaults with n experts per example) and ``only_<kind>`` (one expert alone,
+k = 1 of 1). Every finished run is appended to ``bench/results/adaensemble_defaults.jsonl`` with the CPU it ran on
+and the summary (mean ± std per dataset and variant) written to ``bench/results/adaensemble_defaults.json``.
 
     python bench/adaensemble_defaults.py --data adult --variants default densemoe --seeds 0 1 2
 """
@@ -20,7 +22,7 @@ import json
 import tempfile
 
 import numpy as np
-from common import ADULT, CRITEO_LIKE, RESULTS, synthetic, write_result
+from common import ADULT, CRITEO_LIKE, RESULTS, machine, synthetic, write_result
 
 from tfctr.layers.moe import DEFAULT_EXPERT_KINDS
 from tfctr.training import train
@@ -30,7 +32,13 @@ LEARNABLE = dataclasses.replace(CRITEO_LIKE, cross_vocabulary_size=200, seed=7)
 VARIANTS = {"default": ("adaensemble", {}), "paper": ("adaensemble", {"controller": True, "load_weight": 1.0}),
             "nc": ("adaensemble", {"controller": False, "load_weight": 1.0}), "densemoe": ("densemoe", {}),
             "controller": ("adaensemble", {"controller": True}),  # the defaults with the depth controller on
-            "no_jitter": ("adaensemble", {"jitter": 0.0})}  # the defaults with a noise-free gate in training
+            "no_jitter": ("adaensemble", {"jitter": 0.0}),  # the defaults with a noise-free gate in training
+            "unweighted": ("adaensemble", {"weight_outputs_by_gates": False}),
+            "normalize": ("adaensemble", {"normalize": True}),
+            "k2_normalize": ("adaensemble", {"k": 2, "normalize": True}),
+            "densemoe_normalize": ("densemoe", {"normalize": True})}
+# the defaults with k experts per example (k = 5, all of them, is DenseMoE's routing without its dense dispatch)
+VARIANTS.update({f"k{k}": ("adaensemble", {"k": k}) for k in (1, 2, 3, 4)})
 # each expert alone (k = 1 of 1, the defaults otherwise): what the mixture has to beat
 VARIANTS.update({f"only_{kind}": ("adaensemble", {"expert_kinds": [kind], "k": 1}) for kind in DEFAULT_EXPERT_KINDS})
 RUNS = RESULTS / "adaensemble_defaults.jsonl"
@@ -61,6 +69,7 @@ def main():
     args = parser.parse_args()
     paths, limits = splits(args.data)
     spec = resolve_spec(paths["train"])
+    cpu = machine()["cpu"]  # runs of several machines share the JSONL (the metrics, not the times, are compared)
     for variant in args.variants:
         model, hp = VARIANTS[variant]
         for seed in args.seeds:
@@ -70,7 +79,7 @@ def main():
             test = result.metrics["test"]["model"]
             run = {"data": args.data, "variant": variant, "seed": seed, "auc": test["auc"], "logloss": test["logloss"],
                    "epochs_run": result.metrics["training"]["epochs_run"],
-                   "selected_epoch": result.metrics["training"]["selection"]["selected_epoch"]}
+                   "selected_epoch": result.metrics["training"]["selection"]["selected_epoch"], "cpu": cpu}
             print(json.dumps(run), flush=True)
             with RUNS.open("a") as f:
                 f.write(json.dumps(run) + "\n")

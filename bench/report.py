@@ -292,11 +292,16 @@ def adaensemble_defaults_table(result):
     names = {"paper": "paper form (controller, λ = 1)", "nc": "controller off, λ = 1",
              "default": "**defaults** (controller off, λ = 0)",
              "controller": "controller on, λ = 0 (k = 3, early exit)", "no_jitter": "defaults with gate jitter ε = 0",
-             "densemoe": "DenseMoE",
+             "unweighted": "defaults, experts summed without gates (authors' code)",
+             "normalize": "defaults + instance norm after every layer (paper's text)",
+             **{f"k{k}": f"defaults with k = {k}" for k in (1, 2, 4)},
+             "k2_normalize": "k = 2 + instance norm", "densemoe": "DenseMoE",
+             "densemoe_normalize": "DenseMoE + instance norm",
              **{f"only_{kind}": f"{kind} expert alone" for kind in ("dense", "cross", "pin", "conv", "attention")}}
     lines = ["Test AUC / logloss (mean ± std over the seeds listed), `tfctr train` defaults otherwise; synthetic: "
-             "200k rows with learnable crosses, at most 2 epochs. Each run names where it came from in the JSON. "
-             f"{_machine(result)}", "", "| data | variant | seeds | AUC | logloss |", "|---|---|---|---|---|"]
+             "200k rows with learnable crosses, at most 2 epochs. Each run names where it came from in the JSON, "
+             "and the runs since 2026-12-08 the CPU they ran on (the rows mix machines: their metrics, not their "
+             f"times, are compared). Summary written on: {_machine(result)}", "", "| data | variant | seeds | AUC | logloss |", "|---|---|---|---|---|"]
     for data, variants in result["summary"].items():
         for variant in names:
             if variant in variants:
