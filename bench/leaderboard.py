@@ -24,7 +24,7 @@ import time
 import numpy as np
 import pyarrow.parquet as pq
 import tensorflow as tf
-from common import ADULT, CRITEO_LIKE, RESULTS, synthetic, write_result
+from common import ADULT, CRITEO_LIKE, RESULTS, machine, synthetic, write_result
 
 from tfctr.data.synthetic import TRUE_CTR_COLUMN
 from tfctr.metrics import evaluate
@@ -235,10 +235,12 @@ def merge_rerun(previous: dict, payload: dict, args) -> dict:
             old["models"].update(entry["models"])
             old.setdefault("tuned", {}).update(entry["tuned"])
     rerun = {"command": " ".join(["python", "bench/leaderboard.py", *sys.argv[1:]]),
-             "date": time.strftime("%Y-%m-%d %H:%M:%S"), "models": args.models, "tuned": args.tuned}
+             "date": time.strftime("%Y-%m-%d %H:%M:%S"), "models": args.models, "tuned": args.tuned,
+             "cpu": machine()["cpu"]}
+    # the first run's command, date and machine stay the record's; each re-run names its own CPU
     return {"rows": previous["rows"], "synthetic_epochs": previous["synthetic_epochs"],
             "datasets": previous["datasets"], "command": previous["command"], "date": previous["date"],
-            "reruns": previous.get("reruns", []) + [rerun]}
+            "machine": previous["machine"], "reruns": previous.get("reruns", []) + [rerun]}
 
 
 if __name__ == "__main__":

@@ -122,7 +122,8 @@ def leaderboard_table(result):
     """Every model with its defaults (and the tuned ones) next to one-hot LR and LightGBM, per dataset."""
     reruns = "".join(f" Rows of {', '.join(r.get('measured', r['models'] + [t + ' (tuned)' for t in r['tuned']]))} "
                      "re-run with "
-                     f"`{r['command']}` ({r['date']})." for r in result.get("reruns", []))
+                     f"`{r['command']}` ({r['date']}{', ' + r['cpu'] if 'cpu' in r else ''})."
+                     for r in result.get("reruns", []))
     synthetic = any("bayes_optimal" in entry for entry in result["datasets"].values())
     epochs = (f"; at most {result['synthetic_epochs']} epochs on synthetic data, where the AUC after the first epoch "
               "is shown too" if synthetic else "")
@@ -301,7 +302,8 @@ def adaensemble_defaults_table(result):
     lines = ["Test AUC / logloss (mean ± std over the seeds listed), `tfctr train` defaults otherwise; synthetic: "
              "200k rows with learnable crosses, at most 2 epochs. Each run names where it came from in the JSON, "
              "and the runs since 2026-12-08 the CPU they ran on (the rows mix machines: their metrics, not their "
-             f"times, are compared). Summary written on: {_machine(result)}", "", "| data | variant | seeds | AUC | logloss |", "|---|---|---|---|---|"]
+             f"times, are compared). Summary written on: {_machine(result)}", "",
+             "| data | variant | seeds | AUC | logloss |", "|---|---|---|---|---|"]
     for data, variants in result["summary"].items():
         for variant in names:
             if variant in variants:
