@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from common import RESULTS, benchmark_datasets, serving_latency_ms, write_result
+from common import RESULTS, benchmark_datasets, machine, serving_latency_ms, write_result
 
 from tfctr.data import parquet_dataset, read_columns
 from tfctr.layers import AdaEnsembleNetwork
@@ -119,6 +119,7 @@ def main():
     labels = read_columns(paths["test"], ["label"])["label"]
     bayes = evaluate(labels, read_columns(paths["test"], ["true_ctr"])["true_ctr"])
     results, singles = {}, {}
+    cpu = machine()["cpu"]
 
     def record(done: bool):  # after every variant, so that a stopped run keeps the variants it measured
         payload = {"rows": args.rows, "args": vars(args), "bayes_optimal": bayes, "models": results,
@@ -127,8 +128,11 @@ def main():
             rerun = {"command": " ".join(["python", "bench/adaensemble.py", *sys.argv[1:]]),
                      "date": time.strftime("%Y-%m-%d %H:%M:%S"), "measured": list(results), "partial": not done}
             models = {**previous["models"], **results}
+            rerun["cpu"] = cpu
+            # the first run's command, date and machine stay the record's; each row and re-run names its CPU
             payload = {**payload, "command": previous["command"], "date": previous["date"], "args": previous["args"],
-                       "models": models, "reruns": previous.get("reruns", []) + [rerun],
+                       "machine": previous["machine"], "models": models,
+                       "reruns": previous.get("reruns", []) + [rerun],
                        "partial": any(v not in models for v in previous["args"]["variants"])}
         write_result(args.result, payload)
 
@@ -161,7 +165,7 @@ def main():
         losses = [r["test"]["logloss"] for r in per_seed]
         results[name] = {"auc_mean": float(np.mean(aucs)), "auc_std": float(np.std(aucs)),
                          "logloss_mean": float(np.mean(losses)), "logloss_std": float(np.std(losses)),
-                         "hyper_parameters": {**hp, "model": model_name}, **cost, "per_seed": per_seed}
+                         "hyper_parameters": {**hp, "model": model_name}, **cost, "per_seed": per_seed, "cpu": cpu}
         print(f"{name:26s} AUC {np.mean(aucs):.4f} ± {np.std(aucs):.4f} logloss {np.mean(losses):.4f} "
               f"FLOPs {cost['expected_flops_per_example']:,.0f} "
               f"{cost['latency_us_per_example_batch_1024']:.1f} us/ex exits {cost['routing']['exit_depths']}",

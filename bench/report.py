@@ -363,6 +363,7 @@ def adaensemble_table(result):
              f"{_machine(result)}"
              f"{' **The run was stopped before every variant had its turn.**' if result.get('partial') else ''}"
              + "".join(f" Rows of {', '.join(r['measured'])} added by `{r['command']}` ({r['date']}"
+                       f"{', ' + r['cpu'] if 'cpu' in r else ''}"
                        f"{'; stopped before every variant had its turn' if r.get('partial') else ''})."
                        for r in result.get("reruns", [])), "",
              "| model | AUC | logloss | FLOPs / example | µs / example | exit depths |", "|---|---|---|---|---|---|"]
@@ -370,6 +371,8 @@ def adaensemble_table(result):
         exits = (m.get("routing") or {}).get("exit_depths")
         exits = " / ".join(f"{100 * e:.0f}%" for e in exits) if exits else "–"
         latency = f"{m['latency_us_per_example_batch_1024']:.1f}" if "latency_us_per_example_batch_1024" in m else "–"
+        if m.get("cpu", result["machine"]["cpu"]) != result["machine"]["cpu"]:
+            latency += f" ({m['cpu']}; not comparable with the other rows)"
         lines.append(f"| {name} | {_mean_std(m, 'auc')} | {_mean_std(m, 'logloss')} "
                      f"| {m['expected_flops_per_example']:,.0f} | {latency} | {exits} |")
     return "\n".join(lines)
