@@ -126,9 +126,9 @@ def main():
                    "partial": not done}
         if previous is not None:
             rerun = {"command": " ".join(["python", "bench/adaensemble.py", *sys.argv[1:]]),
-                     "date": time.strftime("%Y-%m-%d %H:%M:%S"), "measured": list(results), "partial": not done}
+                     "date": time.strftime("%Y-%m-%d %H:%M:%S"), "measured": list(results), "partial": not done,
+                     "cpu": cpu}
             models = {**previous["models"], **results}
-            rerun["cpu"] = cpu
             # the first run's command, date and machine stay the record's; each row and re-run names its CPU
             payload = {**payload, "command": previous["command"], "date": previous["date"], "args": previous["args"],
                        "machine": previous["machine"], "models": models,

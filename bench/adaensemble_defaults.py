@@ -7,9 +7,10 @@ Variants: ``default`` (the model's defaults: no controller, no load regulariser)
 k = 3 with per-example early exit, λ = 0), ``no_jitter`` (the defaults with ε = 0: no noise on the gates' input
 in training), ``unweighted`` (selected experts summed without their gates, the authors' code), ``normalize``
 (every layer's output instance-normalised over its slots, the paper's text), ``k2_normalize``,
-``densemoe_normalize``, ``k<n>`` (the defaults with n experts per example) and ``only_<kind>`` (one expert alone,
-k = 1 of 1). Every finished run is appended to ``bench/results/adaensemble_defaults.jsonl`` with the CPU it ran on
-and the summary (mean ± std per dataset and variant) written to ``bench/results/adaensemble_defaults.json``.
+``densemoe_normalize``, ``k1``, ``k2``, ``k4`` (the defaults with k experts per example) and ``only_<kind>``
+(one expert alone, k = 1 of 1). Every finished run is appended to ``bench/results/adaensemble_defaults.jsonl``
+with the CPU it ran on and the summary (mean ± std per dataset and variant) written to
+``bench/results/adaensemble_defaults.json``.
 
     python bench/adaensemble_defaults.py --data adult --variants default densemoe --seeds 0 1 2
 """
@@ -37,8 +38,9 @@ VARIANTS = {"default": ("adaensemble", {}), "paper": ("adaensemble", {"controlle
             "normalize": ("adaensemble", {"normalize": True}),
             "k2_normalize": ("adaensemble", {"k": 2, "normalize": True}),
             "densemoe_normalize": ("densemoe", {"normalize": True})}
-# the defaults with k experts per example (k = 5, all of them, is DenseMoE's routing without its dense dispatch)
-VARIANTS.update({f"k{k}": ("adaensemble", {"k": k}) for k in (1, 2, 3, 4)})
+# the defaults with k experts per example (k = 3 is ``default``; k = 5, all of them, is DenseMoE's routing without
+# its dense dispatch)
+VARIANTS.update({f"k{k}": ("adaensemble", {"k": k}) for k in (1, 2, 4)})
 # each expert alone (k = 1 of 1, the defaults otherwise): what the mixture has to beat
 VARIANTS.update({f"only_{kind}": ("adaensemble", {"expert_kinds": [kind], "k": 1}) for kind in DEFAULT_EXPERT_KINDS})
 RUNS = RESULTS / "adaensemble_defaults.jsonl"

@@ -127,8 +127,8 @@ def main():
                     all_times.append(times)
                     if seed == args.seeds[0]:
                         cost, floor = costs(runs, paths["test"])
-                print(data_name, teacher_name, seed, {s: round(m["model"]["logloss"], 4) for s, m in metrics.items()},
-                      flush=True)
+                print(data_name, teacher_name, seed, "logloss",
+                      {s: round(m["model"]["logloss"], 4) for s, m in metrics.items()}, flush=True)
             summary = summarise(per_seed)
             speedup = {f"batch_{b}": cost["teacher"][f"latency_ms_batch_{b}"] / cost["finetuned"][
                 f"latency_ms_batch_{b}"] for b in (1, 1024)}

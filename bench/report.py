@@ -118,11 +118,16 @@ def quality_table(result):
     return "\n".join(lines)
 
 
+def _rerun_cpu(rerun) -> str:
+    """``", <CPU>"`` for a re-run that recorded its CPU (re-runs since 2026-12-08), else nothing."""
+    return f", {rerun['cpu']}" if "cpu" in rerun else ""
+
+
 def leaderboard_table(result):
     """Every model with its defaults (and the tuned ones) next to one-hot LR and LightGBM, per dataset."""
     reruns = "".join(f" Rows of {', '.join(r.get('measured', r['models'] + [t + ' (tuned)' for t in r['tuned']]))} "
                      "re-run with "
-                     f"`{r['command']}` ({r['date']}{', ' + r['cpu'] if 'cpu' in r else ''})."
+                     f"`{r['command']}` ({r['date']}{_rerun_cpu(r)})."
                      for r in result.get("reruns", []))
     synthetic = any("bayes_optimal" in entry for entry in result["datasets"].values())
     epochs = (f"; at most {result['synthetic_epochs']} epochs on synthetic data, where the AUC after the first epoch "
@@ -363,7 +368,7 @@ def adaensemble_table(result):
              f"{_machine(result)}"
              f"{' **The run was stopped before every variant had its turn.**' if result.get('partial') else ''}"
              + "".join(f" Rows of {', '.join(r['measured'])} added by `{r['command']}` ({r['date']}"
-                       f"{', ' + r['cpu'] if 'cpu' in r else ''}"
+                       f"{_rerun_cpu(r)}"
                        f"{'; stopped before every variant had its turn' if r.get('partial') else ''})."
                        for r in result.get("reruns", [])), "",
              "| model | AUC | logloss | FLOPs / example | µs / example | exit depths |", "|---|---|---|---|---|---|"]
